@@ -138,9 +138,7 @@ void ResourceGroup::add(std::string name, std::shared_ptr<AsyncResource> member,
     members_.pop_back();
     throw;
   }
-  std::vector<std::string> dependency_ids;
-  for (const auto& dependency : options.depends_on) dependency_ids.push_back(this->member(dependency)->id());
-  member->set_depends_on(std::move(dependency_ids));
+  publish_dependency_edges();
   const auto listener =
       member->add_listener([weak = std::weak_ptr<AsyncResource>(weak_from_this())](const Transition&) {
         if (auto self = weak.lock()) {
@@ -152,6 +150,19 @@ void ResourceGroup::add(std::string name, std::shared_ptr<AsyncResource> member,
   std::lock_guard lock(members_mutex_);
   for (auto& m : members_) {
     if (m.name == name) m.listener = listener;
+  }
+}
+
+void ResourceGroup::publish_dependency_edges() const {
+  const auto members = members_copy();
+  for (const auto& m : members) {
+    std::vector<std::string> ids;
+    for (const auto& dependency : m.options.depends_on) {
+      for (const auto& candidate : members) {
+        if (candidate.name == dependency) ids.push_back(candidate.resource->id());
+      }
+    }
+    m.resource->set_depends_on(std::move(ids));
   }
 }
 

@@ -72,6 +72,8 @@ class ResourceGroup : public AsyncResource {
     ListenerId listener = 0;
   };
   std::vector<Member> members_copy() const;
+  // Tells each member the ids of the members it depends on (shown by monitors as graph edges).
+  void publish_dependency_edges() const;
   void roll_up();
   // Member names that make the group unhealthy, with the reason; empty when all is well.
   std::vector<std::string> problems(bool* fatal) const;
