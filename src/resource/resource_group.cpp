@@ -50,12 +50,12 @@ asio::awaitable<DagRun> run_dag(asio::strand<asio::any_io_executor> strand,
   start = [&, state, all_done](const std::string& name) {
     state->run.started.push_back(name);
     scope.spawn([](std::string node, std::shared_ptr<State> st, std::shared_ptr<Completion> done,
-                   std::function<asio::awaitable<void>(const std::string&)> act,
+                   const std::function<asio::awaitable<void>(const std::string&)>* act,
                    std::function<void(const std::string&)>* start_next, bool stop,
                    std::size_t count) -> asio::awaitable<void> {
       std::exception_ptr failure;
       try {
-        co_await act(node);
+        co_await (*act)(node);
       } catch (...) {
         failure = std::current_exception();
       }
@@ -73,7 +73,7 @@ asio::awaitable<DagRun> run_dag(asio::strand<asio::any_io_executor> strand,
         if (--st->remaining[dependent] == 0) (*start_next)(dependent);
       }
       if (st->finished == count) done->complete();
-    }(name, state, all_done, action, &start, stop_on_failure, total));
+    }(name, state, all_done, &action, &start, stop_on_failure, total));
   };
 
   if (total == 0) co_return DagRun{};

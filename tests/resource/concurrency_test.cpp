@@ -56,8 +56,8 @@ class ThreadedContext {
 TEST(Concurrency, ManyCoroutinesOnFourThreadsShareOneInitializationAndCleanup) {
   ThreadedContext threaded(4);
   auto registry = std::make_shared<ResourceRegistry>();
-  auto r = make_resource<CountingResource>(threaded.context.get_executor(), ResourceIdentity{"shared", "test", ""},
-                                           ResourceOptions{}, registry);
+  auto r = make_resource<CountingResource>(
+      threaded.context.get_executor(), ResourceIdentity{"shared", "test", ""}, ResourceOptions{}, registry);
   constexpr int kCoroutines = 200;
   std::atomic<int> ok{0};
   std::atomic<int> failed{0};
@@ -83,7 +83,8 @@ TEST(Concurrency, ManyCoroutinesOnFourThreadsShareOneInitializationAndCleanup) {
   EXPECT_EQ(r->init_calls, 1);
   EXPECT_EQ(r->state(), ResourceState::READY);
   std::vector<std::future<void>> cleanups;
-  for (int i = 0; i < 20; ++i) cleanups.push_back(asio::co_spawn(threaded.context, r->cleanup(), asio::use_future));
+  for (int i = 0; i < 20; ++i)
+    cleanups.push_back(asio::co_spawn(threaded.context, r->cleanup(), asio::use_future));
   for (auto& f : cleanups) f.get();
   EXPECT_EQ(r->cleanup_calls, 1);
   EXPECT_EQ(r->state(), ResourceState::CLOSED);
@@ -142,7 +143,8 @@ TEST(Concurrency, RegistrySnapshotsWhileResourcesComeAndGoOnThreads) {
 
 TEST(Concurrency, GroupOfManyMembersOnThreads) {
   ThreadedContext threaded(4);
-  auto group = make_resource<ResourceGroup>(threaded.context.get_executor(), ResourceIdentity{"g", "group", ""});
+  auto group =
+      make_resource<ResourceGroup>(threaded.context.get_executor(), ResourceIdentity{"g", "group", ""});
   std::vector<std::shared_ptr<CountingResource>> members;
   for (int i = 0; i < 50; ++i) {
     auto m = make_resource<CountingResource>(threaded.context.get_executor(),

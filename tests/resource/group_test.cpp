@@ -170,8 +170,8 @@ TEST_F(GroupTest, CleanupContinuesPastFailuresAndReportsAll) {
 TEST_F(GroupTest, StateRollsUpFromMembers) {
   ResourceOptions recovering;
   recovering.supervision.auto_recover = true;
-  recovering.supervision.recovery_backoff = {.initial = std::chrono::hours(1), .multiplier = 1.0,
-                                             .max = std::chrono::hours(1), .jitter = 0.0};
+  recovering.supervision.recovery_backoff = {
+      .initial = std::chrono::hours(1), .multiplier = 1.0, .max = std::chrono::hours(1), .jitter = 0.0};
   auto g = group();
   auto required = member("required", recovering);
   auto optional = member("optional");

@@ -52,7 +52,8 @@ TEST_F(MonitorTest, SnapshotCountsByTypeAndStateAndListsProblems) {
   for (const auto& r : s["resources"]) {
     if (r["id"] == "broken") {
       EXPECT_EQ(r["state"], "ERROR");
-      EXPECT_NE(r["last_error"]["message"].get<std::string>().find("injected init failure"), std::string::npos);
+      EXPECT_NE(r["last_error"]["message"].get<std::string>().find("injected init failure"),
+                std::string::npos);
       EXPECT_EQ(r["failure_count"], 1);
     }
     for (const char* key : {"id", "type", "display_name", "state", "state_since", "created_at", "ready_at",

@@ -99,9 +99,8 @@ TEST_F(PoolTest, ExhaustedPoolHandsTheNextReleaseToTheOldestWaiter) {
 TEST_F(PoolTest, AcquireTimesOutWhenExhausted) {
   auto pool = make_pool({.max_size = 1});
   auto held = run(pool->acquire());
-  auto error = run(capture([](std::shared_ptr<Pool> p) -> asio::awaitable<void> {
-    (void)co_await p->acquire(10ms);
-  }(pool)));
+  auto error = run(capture(
+      [](std::shared_ptr<Pool> p) -> asio::awaitable<void> { (void)co_await p->acquire(10ms); }(pool)));
   EXPECT_TRUE(holds<TimeoutError>(error));
   EXPECT_NE(message_of(error).find("1 of 1 in use"), std::string::npos);
   EXPECT_EQ(pool->stats().waiters, 0U);
@@ -109,7 +108,10 @@ TEST_F(PoolTest, AcquireTimesOutWhenExhausted) {
 
 // §7-D2: stop() stranded waiters forever. Ours: closing wakes every waiter with ClosedError.
 TEST_F(PoolTest, Regression_CloseWakesEveryWaiterAndCleansUpEveryResource) {
-  auto pool = make_pool({.max_size = 1, .min_size = 0, .idle_timeout = {}, .acquire_timeout = std::chrono::hours(1),
+  auto pool = make_pool({.max_size = 1,
+                         .min_size = 0,
+                         .idle_timeout = {},
+                         .acquire_timeout = std::chrono::hours(1),
                          .drain_timeout = 5s});
   auto held = std::make_unique<Pool::Lease>(run(pool->acquire()));
   std::vector<std::exception_ptr> errors;
@@ -126,9 +128,8 @@ TEST_F(PoolTest, Regression_CloseWakesEveryWaiterAndCleansUpEveryResource) {
   run_until(context, [&] { return closed; });
   EXPECT_EQ(pool->state(), ResourceState::CLOSED);
   for (const auto& r : created) EXPECT_EQ(r->state(), ResourceState::CLOSED);
-  EXPECT_TRUE(holds<ClosedError>(run(capture([](std::shared_ptr<Pool> p) -> asio::awaitable<void> {
-    (void)co_await p->acquire(10ms);
-  }(pool)))));
+  EXPECT_TRUE(holds<ClosedError>(run(capture(
+      [](std::shared_ptr<Pool> p) -> asio::awaitable<void> { (void)co_await p->acquire(10ms); }(pool)))));
 }
 
 // §7-D4: unhealthy resources were handed out. Ours: only READY is leased; broken ones are replaced.
@@ -157,9 +158,7 @@ TEST_F(PoolTest, Regression_BrokenResourcesAreNeverHandedOut) {
 // §7-D3: creation ran under the pool lock. Ours: a slow creation does not block other acquires.
 TEST_F(PoolTest, Regression_SlowCreationDoesNotBlockOtherAcquires) {
   auto pool = make_pool({.max_size = 2});
-  {
-    auto warm = run(pool->acquire());
-  }
+  { auto warm = run(pool->acquire()); }
   run_until(context, [&] { return pool->stats().idle == 1; });
   auto held = run(pool->acquire());  // takes the idle one
   customize = [](TestResource& r) { r.init_gate = Gate(r.strand()); };
@@ -178,9 +177,8 @@ TEST_F(PoolTest, Regression_SlowCreationDoesNotBlockOtherAcquires) {
 TEST_F(PoolTest, FailedCreationFreesCapacityAndReportsTheCause) {
   auto pool = make_pool({.max_size = 1});
   customize = [](TestResource& r) { r.fail_first_inits = 1; };
-  auto error = run(capture([](std::shared_ptr<Pool> p) -> asio::awaitable<void> {
-    (void)co_await p->acquire();
-  }(pool)));
+  auto error = run(
+      capture([](std::shared_ptr<Pool> p) -> asio::awaitable<void> { (void)co_await p->acquire(); }(pool)));
   EXPECT_TRUE(holds<InitializationError>(error));
   customize = nullptr;
   auto lease = run(pool->acquire());
