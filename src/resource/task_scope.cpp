@@ -9,10 +9,9 @@ namespace exo::resource {
 TaskScope::TaskScope(asio::strand<asio::any_io_executor> strand)
     : strand_(std::move(strand)), state_(std::make_shared<State>()) {}
 
-TaskScope::~TaskScope() {
-  // Tasks still running keep only the shared state alive; cancel them so they unwind promptly.
-  for (auto& signal : state_->signals) signal.emit(asio::cancellation_type::terminal);
-}
+// A scope is destroyed either after close() or while its executor is being destroyed, in which case
+// the tasks' frames are already gone: their cancellation slots must not be touched.
+TaskScope::~TaskScope() = default;
 
 void TaskScope::spawn(asio::awaitable<void> task) {
   auto state = state_;

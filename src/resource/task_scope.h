@@ -3,7 +3,8 @@
 // Contract: not thread-safe; spawn() and close() run on the strand given at construction, and the
 // tasks run there too. close() emits terminal cancellation to every task, waits until all have
 // finished, and leaves the scope reusable (open) for later spawns. The bookkeeping lives in a shared
-// state, so a task that finishes after the scope's owner is gone touches nothing freed. Exceptions
+// state, so a task that finishes after the scope's owner is gone touches nothing freed. Destroying a
+// scope does not cancel anything: its owner must close() it (AsyncResource::cleanup does). Exceptions
 // escaping a task are counted (failed_tasks()) and otherwise dropped: tasks report their own errors.
 #pragma once
 
