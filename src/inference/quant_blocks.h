@@ -1,0 +1,30 @@
+// Per-format block codecs used by quants.cpp (internal to the inference library).
+//
+// Contract: each function converts exactly one block; `in`/`out` point to a full block's storage
+// (bytes_per_block bytes) and to block_size floats. No bounds checks here: quants.cpp validates
+// sizes before calling. Stateless, thread-safe.
+#pragma once
+
+#include <cstdint>
+
+namespace exo::inference::blocks {
+
+void dequantize_q4_0(const std::uint8_t* in, float* out);
+void dequantize_q4_1(const std::uint8_t* in, float* out);
+void dequantize_q5_0(const std::uint8_t* in, float* out);
+void dequantize_q5_1(const std::uint8_t* in, float* out);
+void dequantize_q8_0(const std::uint8_t* in, float* out);
+void dequantize_q4_k(const std::uint8_t* in, float* out);
+void dequantize_q5_k(const std::uint8_t* in, float* out);
+void dequantize_q6_k(const std::uint8_t* in, float* out);
+
+void quantize_q4_0(const float* in, std::uint8_t* out);
+void quantize_q4_1(const float* in, std::uint8_t* out);
+void quantize_q5_0(const float* in, std::uint8_t* out);
+void quantize_q5_1(const float* in, std::uint8_t* out);
+void quantize_q8_0(const float* in, std::uint8_t* out);
+void quantize_q4_k(const float* in, std::uint8_t* out);
+void quantize_q5_k(const float* in, std::uint8_t* out);
+void quantize_q6_k(const float* in, std::uint8_t* out);
+
+}  // namespace exo::inference::blocks
