@@ -100,7 +100,7 @@ ResourceOptions ResourceGroup::group_defaults() {
   ResourceOptions options;
   options.init_timeout = std::chrono::hours(1);
   options.cleanup_timeout = std::chrono::hours(1);
-  // A group reaches ERROR only through the roll-up rule, never through health hysteresis.
+  // A running group is never moved to ERROR by its health checks, only DEGRADED (see the roll-up).
   options.health.failures_to_error = 0;
   return options;
 }
@@ -324,56 +324,54 @@ asio::awaitable<void> ResourceGroup::do_cleanup() {
   throw std::runtime_error(message);
 }
 
-std::vector<std::string> ResourceGroup::problems(bool* fatal) const {
+std::vector<std::string> ResourceGroup::problems(bool* required_problem) const {
   std::vector<std::string> out;
-  *fatal = false;
+  *required_problem = false;
   for (const auto& m : members_copy()) {
     const auto info = m.resource->info();
     const ResourceState s = info.state;
     if (s == ResourceState::READY) continue;
-    const std::string kind = m.options.required ? "required" : "optional";
-    std::string reason = fmt::format("{} member '{}' is {}", kind, m.name, to_string(s));
+    std::string reason = fmt::format("{} member '{}' is {}", m.options.required ? "required" : "optional",
+                                     m.name, to_string(s));
+    if (s == ResourceState::ERROR) {
+      const bool recovering = m.resource->options().supervision.auto_recover && !info.gave_up;
+      reason += recovering ? " (recovering)" : " (no automatic recovery left)";
+    }
     if (info.last_error && (s == ResourceState::ERROR || s == ResourceState::CLOSED)) {
       reason += ": " + info.last_error->message;
     }
     out.push_back(reason);
-    if (!m.options.required) continue;
-    const bool recovering =
-        s == ResourceState::ERROR && m.resource->options().supervision.auto_recover && !info.gave_up;
-    if (s == ResourceState::CLOSED || s == ResourceState::CLOSING ||
-        (s == ResourceState::ERROR && !recovering)) {
-      *fatal = true;
-    }
+    if (m.options.required) *required_problem = true;
   }
+  // Required members first: they are the ones that matter for the group's state.
+  std::stable_partition(out.begin(), out.end(),
+                        [](const std::string& r) { return r.rfind("required", 0) == 0; });
   return out;
 }
 
 void ResourceGroup::roll_up() {
   const ResourceState s = state();
   if (!is_usable(s)) return;
-  bool fatal = false;
-  const auto issues = problems(&fatal);
-  if (fatal) {
-    record_error(issues.front());
-    transition(ResourceState::ERROR, issues.front());
-  } else if (!issues.empty() && s == ResourceState::READY) {
+  bool required_problem = false;
+  const auto issues = problems(&required_problem);
+  if (required_problem && s == ResourceState::READY) {
     transition(ResourceState::DEGRADED, issues.front());
-  } else if (issues.empty() && s == ResourceState::DEGRADED) {
-    transition(ResourceState::READY, "all members READY");
+  } else if (!required_problem && s == ResourceState::DEGRADED) {
+    transition(ResourceState::READY, "every required member is READY");
   }
 }
 
 asio::awaitable<HealthStatus> ResourceGroup::do_health_check() {
-  // The same rule as the roll-up, which also catches changes that are not transitions (a member's
-  // supervisor giving up). A fatal problem moves the group to ERROR right here.
+  // The same rule as the roll-up; it also reports facts that are not transitions (a member's
+  // supervisor giving up) and the optional members' problems.
   roll_up();
-  bool fatal = false;
-  const auto issues = problems(&fatal);
+  bool required_problem = false;
+  const auto issues = problems(&required_problem);
   if (issues.empty())
     co_return HealthStatus{true, fmt::format("all {} members READY", members_copy().size())};
   std::string detail;
   for (const auto& issue : issues) detail += (detail.empty() ? "" : "; ") + issue;
-  co_return HealthStatus{false, detail};
+  co_return HealthStatus{!required_problem, detail};
 }
 
 std::map<std::string, std::string> ResourceGroup::details() const {

@@ -10,10 +10,11 @@
 //   A member found CLOSED (after an earlier cleanup or rollback) is reopened with reset().
 // - cleanup: reverse dependency order (a member closes after everything that depends on it),
 //   independent members in parallel, continuing past failures; CleanupError lists every failure.
-// - State roll-up while the group runs: READY when every member is READY; DEGRADED when a required
-//   member is DEGRADED or recovering, or an optional member is not READY; ERROR when a required member
-//   is CLOSED, or in ERROR with no automatic recovery left. The group's health check reports the same
-//   rule, so its own supervision can escalate (one-for-all restart) when enabled.
+// - State roll-up while the group runs: DEGRADED as soon as a required member is not READY (degraded,
+//   failed, recovering, being reset or closed), READY again when every required member is READY.
+//   Optional members never change the group's state; their problems appear in its health detail.
+//   The roll-up never moves a group to ERROR: ERROR means the group's own initialization failed, so a
+//   member brought back from outside (e.g. `exo resources reset`) always brings the group back too.
 // - Thread-safety: add/member/get/names are thread-safe; lifecycle calls follow AsyncResource.
 #pragma once
 
@@ -75,8 +76,8 @@ class ResourceGroup : public AsyncResource {
   // Tells each member the ids of the members it depends on (shown by monitors as graph edges).
   void publish_dependency_edges() const;
   void roll_up();
-  // Member names that make the group unhealthy, with the reason; empty when all is well.
-  std::vector<std::string> problems(bool* fatal) const;
+  // Every member that is not READY, with the reason, required members first; empty when all is well.
+  std::vector<std::string> problems(bool* required_problem) const;
 
   mutable std::mutex members_mutex_;
   std::vector<Member> members_;

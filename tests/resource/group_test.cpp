@@ -167,13 +167,9 @@ TEST_F(GroupTest, CleanupContinuesPastFailuresAndReportsAll) {
   EXPECT_EQ(b->cleanup_calls, 1);
 }
 
-TEST_F(GroupTest, StateRollsUpFromMembers) {
-  ResourceOptions recovering;
-  recovering.supervision.auto_recover = true;
-  recovering.supervision.recovery_backoff = {
-      .initial = std::chrono::hours(1), .multiplier = 1.0, .max = std::chrono::hours(1), .jitter = 0.0};
+TEST_F(GroupTest, StateRollsUpFromRequiredMembersOnly) {
   auto g = group();
-  auto required = member("required", recovering);
+  auto required = member("required");
   auto optional = member("optional");
   g->add("required", required);
   g->add("optional", optional, {.depends_on = {}, .required = false});
@@ -181,11 +177,12 @@ TEST_F(GroupTest, StateRollsUpFromMembers) {
   ASSERT_EQ(g->state(), ResourceState::READY);
 
   optional->report_failure("optional broke");
-  run_until(context, [&] { return g->state() == ResourceState::DEGRADED; });  // optional: never worse
-
-  optional->fail_first_inits = 0;
-  run(optional->initialize());
-  run_until(context, [&] { return g->state() == ResourceState::READY; });
+  run_until(context, [&] { return optional->state() == ResourceState::ERROR; });
+  context.poll();
+  EXPECT_EQ(g->state(), ResourceState::READY);  // optional members never change the group's state
+  const HealthResult with_optional_down = run(g->check_health());
+  EXPECT_TRUE(with_optional_down.healthy);
+  EXPECT_NE(with_optional_down.detail.find("optional member 'optional' is ERROR"), std::string::npos);
 
   required->healthy = false;
   (void)run(required->check_health());
@@ -194,13 +191,18 @@ TEST_F(GroupTest, StateRollsUpFromMembers) {
   (void)run(required->check_health());
   run_until(context, [&] { return g->state() == ResourceState::READY; });
 
-  required->report_failure("required broke");  // ERROR, but its supervisor will recover it
+  required->report_failure("required broke");
   run_until(context, [&] { return g->state() == ResourceState::DEGRADED; });
+  const HealthResult failed = run(g->check_health());
+  EXPECT_FALSE(failed.healthy);
+  EXPECT_NE(
+      failed.detail.find("required member 'required' is ERROR (no automatic recovery left): required broke"),
+      std::string::npos)
+      << failed.detail;
 
-  run(required->cleanup());  // a required member closed under the group: the group fails
-  run_until(context, [&] { return g->state() == ResourceState::ERROR; });
-  ASSERT_TRUE(g->info().last_error.has_value());
-  EXPECT_NE(g->info().last_error->message.find("required member 'required' is CLOS"), std::string::npos);
+  // Brought back from outside (as `exo resources reset` does): the group follows.
+  run(required->reset());
+  run_until(context, [&] { return g->state() == ResourceState::READY; });
   run(g->cleanup());
 }
 

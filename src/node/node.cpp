@@ -1,0 +1,276 @@
+#include "node/node.h"
+
+#include <fmt/format.h>
+#include <asio/co_spawn.hpp>
+#include <asio/post.hpp>
+#include <asio/use_future.hpp>
+
+#include "api/api_server.h"
+#include "inference/dummy_engine.h"
+#include "topology/device_capabilities.h"
+#include "topology/topology.h"
+
+namespace exo::node {
+namespace {
+
+// Length of the longest prefix of `bytes` that does not end inside a UTF-8 sequence.
+std::size_t complete_utf8_prefix(const std::string& bytes) {
+  std::size_t i = bytes.size();
+  std::size_t back = 0;
+  while (i > 0 && back < 4) {
+    const auto c = static_cast<unsigned char>(bytes[i - 1]);
+    if ((c & 0xC0U) != 0x80U) {  // a lead byte (or ASCII): is its sequence complete?
+      const std::size_t need = c < 0x80U            ? 1
+                               : (c >> 5U) == 0x6U  ? 2
+                               : (c >> 4U) == 0xEU  ? 3
+                               : (c >> 3U) == 0x1EU ? 4
+                                                    : 1;
+      return back + 1 >= need ? bytes.size() : i - 1;
+    }
+    --i;
+    ++back;
+  }
+  return bytes.size();
+}
+
+// How much of `text` can be shown without revealing the start of a stop sequence.
+std::size_t safe_length(const std::string& text, const std::vector<std::string>& stops) {
+  std::size_t hold = 0;
+  for (const auto& stop : stops) {
+    for (std::size_t k = std::min(stop.size() - 1, text.size()); k > hold; --k) {
+      if (text.compare(text.size() - k, k, stop, 0, k) == 0) {
+        hold = k;
+        break;
+      }
+    }
+  }
+  return text.size() - hold;
+}
+
+template <typename T>
+T wait_future(std::future<T> future, std::chrono::milliseconds timeout, const std::string& what) {
+  if (future.wait_for(timeout) != std::future_status::ready) {
+    throw resource::TimeoutError("node",
+                                 what + " did not finish within " + std::to_string(timeout.count()) + " ms");
+  }
+  return future.get();
+}
+
+}  // namespace
+
+std::shared_ptr<Node> Node::create(asio::any_io_executor executor, NodeOptions options,
+                                   std::function<void()> on_shutdown) {
+  auto registry = std::make_shared<resource::ResourceRegistry>();
+  auto node = resource::make_resource<Node>(executor, std::move(options), registry, std::move(on_shutdown));
+  const NodeOptions& o = node->options_;
+  node->monitor_ = resource::make_resource<resource::ResourceMonitor>(
+      executor, registry,
+      resource::MonitorOptions{.sweep_interval = o.monitor_interval,
+                               .probe_timeout = std::chrono::seconds(5),
+                               .history_capacity = 512});
+  if (o.inference_engine == "dummy") {
+    node->engine_ =
+        resource::make_resource<inference::DummyEngine>(executor, "engine-" + o.node_id, registry);
+  } else {
+    throw std::invalid_argument("unknown inference engine '" + o.inference_engine + "' (available: dummy)");
+  }
+  api::ApiOptions api_options{o.api_host, o.api_port, o.response_timeout, o.admin_token, o.cors_origins};
+  auto api = resource::make_resource<api::ApiServer>(executor, "api-" + o.node_id, api_options,
+                                                     std::weak_ptr<api::Backend>(node), registry);
+  node->add("monitor", node->monitor_, {.depends_on = {}, .required = false});
+  node->add("engine", node->engine_);
+  node->add("api", api, {.depends_on = {"engine"}, .required = true});
+  return node;
+}
+
+Node::Node(asio::any_io_executor executor, NodeOptions options,
+           std::shared_ptr<resource::ResourceRegistry> registry, std::function<void()> on_shutdown)
+    : ResourceGroup(executor, {"node-" + options.node_id, "node", "exo node " + options.node_id},
+                    group_defaults(), registry),
+      options_(std::move(options)),
+      registry_(std::move(registry)),
+      on_shutdown_(std::move(on_shutdown)) {
+  if (options_.node_id.empty()) throw std::invalid_argument("node id must not be empty");
+  if (options_.max_generate_tokens < 1) throw std::invalid_argument("max generate tokens must be >= 1");
+}
+
+unsigned short Node::api_port() const {
+  return get<api::ApiServer>("api")->port();
+}
+
+api::Readiness Node::readiness() const {
+  const auto s = state();
+  if (!resource::is_usable(s)) return {false, fmt::format("node is {}", resource::to_string(s))};
+  if (!engine_->ready())
+    return {false, fmt::format("inference engine is {}", resource::to_string(engine_->state()))};
+  return {true, s == resource::ResourceState::READY ? "ready" : "ready (degraded)"};
+}
+
+nlohmann::json Node::models() const {
+  const auto m = engine_->model();
+  return nlohmann::json::array({{{"id", m.model_id},
+                                 {"object", "model"},
+                                 {"created", 0},
+                                 {"owned_by", "exo"},
+                                 {"ready", engine_->ready()},
+                                 {"description", m.note}}});
+}
+
+bool Node::has_model(const std::string& model_id) const {
+  return engine_->model().model_id == model_id;
+}
+
+nlohmann::json Node::topology() const {
+  topology::Topology t;
+  t.update_node(options_.node_id, topology::detect_device_capabilities());
+  t.set_active_node_id(options_.node_id);
+  return t.to_json();
+}
+
+std::string Node::apply_chat_template(const std::vector<ChatMessage>& messages) {
+  std::string prompt;
+  for (const auto& m : messages) prompt += m.role + ": " + m.content + "\n";
+  prompt += "assistant: ";
+  return prompt;
+}
+
+std::pair<std::string, std::vector<std::int32_t>> Node::encode_chat(
+    const std::string& model, const std::vector<ChatMessage>& messages) {
+  if (!has_model(model)) throw std::out_of_range("model '" + model + "' is not served by this node");
+  std::string prompt = apply_chat_template(messages);
+  auto ids = wait_future(asio::co_spawn(strand(), engine_->encode(prompt), asio::use_future),
+                         options_.response_timeout, "encoding");
+  return {std::move(prompt), std::move(ids)};
+}
+
+std::shared_ptr<GenerationStream> Node::generate(GenerationRequest request) {
+  if (!has_model(request.model))
+    throw std::out_of_range("model '" + request.model + "' is not served by this node");
+  auto stream = std::make_shared<GenerationStream>();
+  auto self = std::static_pointer_cast<Node>(shared_from_this());
+  asio::post(strand(), [self, stream, request = std::move(request)]() mutable {
+    if (!resource::is_usable(self->state())) {
+      stream->fail(fmt::format("node is {}", resource::to_string(self->state())));
+      return;
+    }
+    ++self->counters_.generations_started;
+    self->spawn(self->run_generation(stream, std::move(request)));
+  });
+  return stream;
+}
+
+asio::awaitable<void> Node::run_generation(std::shared_ptr<GenerationStream> stream,
+                                           GenerationRequest request) {
+  auto engine = engine_;
+  const std::string request_id = request.request_id;
+  std::string failure;
+  try {
+    const auto shard = engine->whole_model();
+    const auto eos = engine->model().eos_token_id;
+    const std::int32_t limit = request.max_tokens > 0
+                                   ? std::min(request.max_tokens, options_.max_generate_tokens)
+                                   : options_.max_generate_tokens;
+    const auto prompt_ids = co_await engine->encode(apply_chat_template(request.messages));
+    if (prompt_ids.empty()) throw std::invalid_argument("the prompt encodes to no tokens");
+    std::vector<std::int64_t> input(prompt_ids.begin(), prompt_ids.end());
+    const inference::SamplingParams params{request.temperature, request.top_p, request.seed.value_or(0)};
+    std::string pending;  // bytes not yet shown (incomplete UTF-8 or a possible stop prefix)
+    std::string text;     // everything generated
+    std::size_t shown = 0;
+    std::int32_t generated = 0;
+    std::string reason = "length";
+    while (generated < limit) {
+      if (stream->cancelled()) {
+        reason = "cancelled";
+        break;
+      }
+      // (No braced temporaries inside co_await expressions: GCC 12 mis-compiles them.)
+      std::vector<std::int64_t> shape{1, static_cast<std::int64_t>(input.size())};
+      net::Tensor tokens = net::Tensor::from_values<std::int64_t>(std::move(shape), input);
+      auto logits = co_await engine->infer_tensor(request_id, shard, std::move(tokens));
+      const std::int32_t token = co_await engine->sample(std::move(logits), params);
+      if (token == eos) {
+        reason = "stop";
+        break;
+      }
+      ++generated;
+      ++counters_.tokens_generated;
+      std::vector<std::int32_t> piece_ids(1, token);
+      pending += co_await engine->decode(std::move(piece_ids));
+      const std::size_t complete = complete_utf8_prefix(pending);
+      text += pending.substr(0, complete);
+      pending.erase(0, complete);
+      bool stopped = false;
+      std::size_t visible = text.size();
+      for (const auto& stop : request.stop) {
+        const auto at = text.find(stop, shown > stop.size() ? shown - stop.size() : 0);
+        if (at != std::string::npos && at < visible) {
+          visible = at;
+          stopped = true;
+        }
+      }
+      if (!stopped) visible = safe_length(text, request.stop);
+      if (visible > shown) {
+        stream->push_text(text.substr(shown, visible - shown));
+        shown = visible;
+      }
+      if (stopped) {
+        reason = "stop";
+        break;
+      }
+      input.assign(1, token);
+    }
+    if (reason != "stop" && shown < text.size()) stream->push_text(text.substr(shown));
+    stream->finish(reason, static_cast<std::int32_t>(prompt_ids.size()), generated);
+  } catch (const std::system_error& e) {
+    failure = e.code() == asio::error::operation_aborted
+                  ? "the node is shutting down; the request was cancelled"
+                  : e.what();
+  } catch (const std::exception& e) {
+    failure = e.what();
+  }
+  if (!failure.empty()) {
+    ++counters_.generations_failed;
+    stream->fail(failure);
+  }
+  engine->release_request(request_id);
+}
+
+nlohmann::json Node::resources_snapshot() const {
+  return monitor_->snapshot_json();
+}
+
+nlohmann::json Node::check_all_health() {
+  return wait_future(asio::co_spawn(strand(), monitor_->check_all_health(), asio::use_future),
+                     std::chrono::seconds(60), "health checks");
+}
+
+nlohmann::json Node::reset_resource(const std::string& id, const std::string& type) {
+  auto resource = registry_->find(id);
+  if (!resource || (!type.empty() && resource->type() != type)) {
+    throw std::out_of_range("no resource '" + id + "'" + (type.empty() ? "" : " of type '" + type + "'"));
+  }
+  if (resource->type() == "api_server" || resource.get() == this) {
+    throw std::invalid_argument("resource '" + id + "' serves this request and cannot be reset through it; " +
+                                "restart the node instead");
+  }
+  std::string error;
+  try {
+    wait_future(asio::co_spawn(strand(), resource->reset(std::chrono::seconds(60)), asio::use_future),
+                std::chrono::seconds(65), "reset of " + id);
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
+  nlohmann::json out{{"id", id},
+                     {"reset", error.empty()},
+                     {"resource", resource::ResourceMonitor::to_json(resource->info())}};
+  if (!error.empty()) out["error"] = error;
+  return out;
+}
+
+void Node::request_shutdown() {
+  if (shutdown_requested_.exchange(true)) return;
+  if (on_shutdown_) asio::post(strand(), on_shutdown_);
+}
+
+}  // namespace exo::node
