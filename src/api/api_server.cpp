@@ -74,10 +74,13 @@ asio::awaitable<void> ApiServer::do_initialize() {
   server->set_payload_max_length(options_.max_body_bytes);
   server->set_keep_alive_max_count(1000);
   // SO_REUSEADDR only: httplib's default also sets SO_REUSEPORT, which lets a second node silently
-  // share the port instead of failing with "address in use".
-  server->set_socket_options([](socket_t sock) {
+  // share the port instead of failing with "address in use". The descriptor is kept to widen the
+  // listen backlog below.
+  auto listening_socket = std::make_shared<int>(-1);
+  server->set_socket_options([listening_socket](socket_t sock) {
     int yes = 1;
     ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+    *listening_socket = sock;
   });
   register_routes(*server);
   int port = options_.port;
@@ -90,6 +93,9 @@ asio::awaitable<void> ApiServer::do_initialize() {
     throw std::runtime_error(fmt::format("cannot listen on {}:{} (address in use or not available)",
                                          options_.host, options_.port));
   }
+  // httplib listens with a backlog of 5, so a burst of clients (64 streaming chats at once) overflows
+  // the accept queue and connections are reset. listen() again on the bound socket widens it.
+  if (*listening_socket >= 0) ::listen(*listening_socket, SOMAXCONN);
   bound_port_ = static_cast<unsigned short>(port);
   server_ = std::move(server);
   listener_ = std::thread([server = server_.get()] { server->listen_after_bind(); });

@@ -111,7 +111,7 @@ TEST_F(NodeHttpTest, StreamingChatSendsRoleContentFinishAndDone) {
 }
 
 TEST_F(NodeHttpTest, ConcurrentStreamsAreIsolated) {
-  constexpr int kClients = 12;
+  constexpr int kClients = 64;  // a burst larger than httplib's default listen backlog
   std::vector<std::future<std::tuple<std::string, std::string, bool>>> results;
   for (int i = 0; i < kClients; ++i) {
     results.push_back(std::async(std::launch::async, [this, i] {
@@ -122,8 +122,9 @@ TEST_F(NodeHttpTest, ConcurrentStreamsAreIsolated) {
   }
   for (int i = 0; i < kClients; ++i) {
     auto [content, finish, done] = results[static_cast<std::size_t>(i)].get();
-    EXPECT_EQ(content, std::string(inference::kDummyReply.substr(0, static_cast<std::size_t>(5 + i)))) << i;
-    EXPECT_EQ(finish, "length");
+    const auto wanted = static_cast<std::size_t>(5 + i);
+    EXPECT_EQ(content, std::string(inference::kDummyReply.substr(0, wanted))) << i;
+    EXPECT_EQ(finish, wanted <= inference::kDummyReply.size() ? "length" : "stop") << i;
     EXPECT_TRUE(done);
   }
   const auto engine = node_->get<inference::DummyEngine>("engine");
