@@ -8,19 +8,7 @@
 namespace exo::resource::testing {
 namespace {
 
-class AsyncResourceTest : public ::testing::Test {
- protected:
-  asio::io_context context;
-  std::shared_ptr<ResourceRegistry> registry = std::make_shared<ResourceRegistry>();
-
-  std::shared_ptr<TestResource> make(const std::string& id, ResourceOptions options = {}) {
-    return make_resource<TestResource>(context.get_executor(), id, options, registry);
-  }
-  template <typename T>
-  T run(asio::awaitable<T> operation) {
-    return run_sync(context, std::move(operation));
-  }
-};
+using AsyncResourceTest = ResourceFixture;
 
 TEST_F(AsyncResourceTest, InitializeReachesReadyAndIsIdempotent) {
   auto r = make("r");

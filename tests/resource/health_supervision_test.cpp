@@ -5,18 +5,8 @@
 namespace exo::resource::testing {
 namespace {
 
-class HealthTest : public ::testing::Test {
+class HealthTest : public ResourceFixture {
  protected:
-  asio::io_context context;
-  std::shared_ptr<ResourceRegistry> registry = std::make_shared<ResourceRegistry>();
-
-  std::shared_ptr<TestResource> make(const std::string& id, ResourceOptions options = {}) {
-    return make_resource<TestResource>(context.get_executor(), id, options, registry);
-  }
-  template <typename T>
-  T run(asio::awaitable<T> operation) {
-    return run_sync(context, std::move(operation));
-  }
   // Runs the context until the resource reaches `state` (driven by its own supervision).
   void run_until_state(const std::shared_ptr<TestResource>& r, ResourceState state) {
     run_until(context, [&] { return r->state() == state; });

@@ -28,8 +28,19 @@ namespace exo::resource::testing {
 
 using namespace std::chrono_literals;
 
+// Runs handlers until `done()` holds (checked after every handler); fails instead of hanging when
+// nothing at all happens for 20 s.
+inline void run_until(asio::io_context& context, const std::function<bool()>& done) {
+  while (!done()) {
+    if (context.stopped()) context.restart();
+    if (context.run_one_for(20s) == 0 && !done()) {
+      ADD_FAILURE() << "run_until: no progress for 20 s (deadlock?)";
+      throw std::runtime_error("run_until: no progress");
+    }
+  }
+}
+
 // Runs the io_context until `operation` completes and returns its result (rethrowing its exception).
-// Fails the test instead of hanging when nothing at all happens for 20 s.
 template <typename T>
 T run_sync(asio::io_context& context, asio::awaitable<T> operation) {
   bool done = false;
@@ -40,13 +51,7 @@ T run_sync(asio::io_context& context, asio::awaitable<T> operation) {
     error = e;
     if (!e) result.emplace(std::move(value));
   });
-  while (!done) {
-    if (context.stopped()) context.restart();
-    if (context.run_one_for(20s) == 0 && !done) {
-      ADD_FAILURE() << "run_sync: no progress for 20 s (deadlock?)";
-      throw std::runtime_error("run_sync: no progress");
-    }
-  }
+  run_until(context, [&] { return done; });
   if (error) std::rethrow_exception(error);
   return std::move(*result);
 }
@@ -58,25 +63,8 @@ inline void run_sync(asio::io_context& context, asio::awaitable<void> operation)
     done = true;
     error = e;
   });
-  while (!done) {
-    if (context.stopped()) context.restart();
-    if (context.run_one_for(20s) == 0 && !done) {
-      ADD_FAILURE() << "run_sync: no progress for 20 s (deadlock?)";
-      throw std::runtime_error("run_sync: no progress");
-    }
-  }
+  run_until(context, [&] { return done; });
   if (error) std::rethrow_exception(error);
-}
-
-// Runs handlers until `done()` holds (checked after every handler); fails instead of hanging.
-inline void run_until(asio::io_context& context, const std::function<bool()>& done) {
-  while (!done()) {
-    if (context.stopped()) context.restart();
-    if (context.run_one_for(20s) == 0 && !done()) {
-      ADD_FAILURE() << "run_until: no progress for 20 s";
-      return;
-    }
-  }
 }
 
 // A gate a coroutine can wait at until the test opens it. Honours cancellation.
@@ -175,6 +163,21 @@ class TestResource : public AsyncResource {
     }
     const bool ok = healthy.load();
     co_return HealthStatus{ok, ok ? "fine" : "probe says unhealthy"};
+  }
+};
+
+// A fixture with a single-threaded context, a registry and a TestResource factory.
+class ResourceFixture : public ::testing::Test {
+ protected:
+  asio::io_context context;
+  std::shared_ptr<ResourceRegistry> registry = std::make_shared<ResourceRegistry>();
+
+  std::shared_ptr<TestResource> make(const std::string& id, ResourceOptions options = {}) {
+    return make_resource<TestResource>(context.get_executor(), id, options, registry);
+  }
+  template <typename T>
+  T run(asio::awaitable<T> operation) {
+    return run_sync(context, std::move(operation));
   }
 };
 
