@@ -31,11 +31,11 @@ std::string label(const AsyncResource& r) {
 }
 }  // namespace
 
-AsyncResource::AsyncResource(asio::any_io_executor executor, ResourceIdentity identity,
+AsyncResource::AsyncResource(const asio::any_io_executor& executor, ResourceIdentity identity,
                              ResourceOptions options, std::shared_ptr<ResourceRegistry> registry)
-    : strand_(asio::make_strand(std::move(executor))),
+    : strand_(asio::make_strand(executor)),
       identity_(std::move(identity)),
-      options_(std::move(options)),
+      options_(options),
       registry_(std::move(registry)),
       tasks_(std::make_unique<TaskScope>(strand_)),
       rng_(std::random_device{}()) {
@@ -507,7 +507,9 @@ asio::awaitable<void> AsyncResource::supervise_step() {
   const auto& policy = options_.supervision;
   const ResourceState s = state();
   if (is_usable(s)) {
-    if (policy.health_interval > Clock::duration::zero()) co_await check_health_on_strand();
+    if (policy.health_interval > Clock::duration::zero()) {
+      co_await check_health_on_strand();
+    }
     co_return;
   }
   if (s != ResourceState::ERROR || !policy.auto_recover) co_return;

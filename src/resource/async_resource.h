@@ -110,8 +110,8 @@ class AsyncResource : public std::enable_shared_from_this<AsyncResource> {
   using ListenerId = std::uint64_t;
   using Listener = std::function<void(const Transition&)>;
 
-  AsyncResource(asio::any_io_executor executor, ResourceIdentity identity, ResourceOptions options = {},
-                std::shared_ptr<ResourceRegistry> registry = nullptr);
+  AsyncResource(const asio::any_io_executor& executor, ResourceIdentity identity,
+                ResourceOptions options = {}, std::shared_ptr<ResourceRegistry> registry = nullptr);
   virtual ~AsyncResource();
   AsyncResource(const AsyncResource&) = delete;
   AsyncResource& operator=(const AsyncResource&) = delete;

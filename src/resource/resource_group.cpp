@@ -76,7 +76,7 @@ asio::awaitable<DagRun> run_dag(asio::strand<asio::any_io_executor> strand,
     }(name, state, all_done, &action, &start, stop_on_failure, total));
   };
 
-  if (total == 0) co_return DagRun{};
+  if (total == 0) co_return DagRun{};  // NOLINT(bugprone-throw-keyword-missing): not an exception
   for (const auto& name : order) {
     if (state->remaining[name] == 0) start(name);
   }
@@ -105,15 +105,16 @@ ResourceOptions ResourceGroup::group_defaults() {
   return options;
 }
 
-ResourceGroup::ResourceGroup(asio::any_io_executor executor, ResourceIdentity identity,
+ResourceGroup::ResourceGroup(const asio::any_io_executor& executor, ResourceIdentity identity,
                              ResourceOptions options, std::shared_ptr<ResourceRegistry> registry)
-    : AsyncResource(std::move(executor), std::move(identity), std::move(options), std::move(registry)) {}
+    : AsyncResource(executor, std::move(identity), options, std::move(registry)) {}
 
 ResourceGroup::~ResourceGroup() {
   for (auto& m : members_) m.resource->remove_listener(m.listener);
 }
 
-void ResourceGroup::add(std::string name, std::shared_ptr<AsyncResource> member, MemberOptions options) {
+void ResourceGroup::add(const std::string& name, const std::shared_ptr<AsyncResource>& member,
+                        const MemberOptions& options) {
   if (!member) throw std::invalid_argument("group '" + id() + "': member '" + name + "' is null");
   const ResourceState s = state();
   if (s != ResourceState::UNINITIALIZED && s != ResourceState::CLOSED && s != ResourceState::ERROR) {
@@ -209,8 +210,12 @@ void ResourceGroup::validate() const {
       if (marks[dependency] == Mark::VISITING) {
         auto begin = std::find(path.begin(), path.end(), dependency);
         std::string cycle;
-        for (auto it = begin; it != path.end(); ++it) cycle += *it + " -> ";
-        throw std::invalid_argument("group '" + id() + "': dependency cycle " + cycle + dependency);
+        for (auto it = begin; it != path.end(); ++it) {
+          cycle += *it;
+          cycle += " -> ";
+        }
+        throw std::invalid_argument(
+            fmt::format("group '{}': dependency cycle {}{}", id(), cycle, dependency));
       }
       if (marks[dependency] == Mark::NONE) visit(dependency);
     }
@@ -259,10 +264,11 @@ asio::awaitable<void> ResourceGroup::do_initialize() {
     prerequisites[m.name] = m.options.depends_on;
   }
   std::vector<std::string> names;
+  names.reserve(members.size());
   for (const auto& m : members) names.push_back(m.name);
 
   auto start_member = [by_name](const std::string& name) -> asio::awaitable<void> {
-    auto resource = by_name.at(name);
+    const auto& resource = by_name.at(name);
     if (resource->state() == ResourceState::CLOSED) {
       co_await resource->reset();
     } else {
@@ -274,16 +280,18 @@ asio::awaitable<void> ResourceGroup::do_initialize() {
 
   // Roll back: clean up every started member in reverse start order, continuing past errors.
   std::vector<std::string> rollback_errors;
-  for (auto it = run.started.rbegin(); it != run.started.rend(); ++it) {
+  const std::vector<std::string> reverse_start_order(run.started.rbegin(), run.started.rend());
+  for (const auto& name : reverse_start_order) {
     try {
-      co_await by_name.at(*it)->cleanup();
+      co_await by_name.at(name)->cleanup();
     } catch (const std::exception& e) {
-      rollback_errors.push_back(e.what());
+      rollback_errors.emplace_back(e.what());
     }
   }
   std::string rolled_back;
-  for (auto it = run.started.rbegin(); it != run.started.rend(); ++it) {
-    rolled_back += (rolled_back.empty() ? "" : ", ") + *it;
+  for (const auto& name : reverse_start_order) {
+    if (!rolled_back.empty()) rolled_back += ", ";
+    rolled_back += name;
   }
   std::string message;
   if (!run.failures.empty()) {

@@ -36,7 +36,7 @@ struct MemberOptions {
 
 class ResourceGroup : public AsyncResource {
  public:
-  ResourceGroup(asio::any_io_executor executor, ResourceIdentity identity,
+  ResourceGroup(const asio::any_io_executor& executor, ResourceIdentity identity,
                 ResourceOptions options = group_defaults(),
                 std::shared_ptr<ResourceRegistry> registry = nullptr);
   ~ResourceGroup() override;
@@ -44,7 +44,8 @@ class ResourceGroup : public AsyncResource {
   // Group defaults: no overall init/cleanup timeout beyond the members' own (one hour).
   static ResourceOptions group_defaults();
 
-  void add(std::string name, std::shared_ptr<AsyncResource> member, MemberOptions options = {});
+  void add(const std::string& name, const std::shared_ptr<AsyncResource>& member,
+           const MemberOptions& options = {});
 
   std::shared_ptr<AsyncResource> member(const std::string& name) const;  // throws std::out_of_range
   template <typename T>

@@ -29,16 +29,17 @@ std::vector<ResourceInfo> sorted_infos(const ResourceRegistry& registry) {
 
 std::string ResourceMonitor::format_time(SystemClock::time_point time) {
   const auto millis = std::chrono::duration_cast<std::chrono::milliseconds>(time.time_since_epoch()).count();
-  const std::time_t seconds = static_cast<std::time_t>(millis / 1000);
+  const auto seconds = static_cast<std::time_t>(millis / 1000);
   std::tm utc{};
   gmtime_r(&seconds, &utc);
   return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", utc.tm_year + 1900, utc.tm_mon + 1,
                      utc.tm_mday, utc.tm_hour, utc.tm_min, utc.tm_sec, millis % 1000);
 }
 
-ResourceMonitor::ResourceMonitor(asio::any_io_executor executor, std::shared_ptr<ResourceRegistry> registry,
-                                 MonitorOptions monitor_options, ResourceIdentity identity)
-    : AsyncResource(std::move(executor), std::move(identity), ResourceOptions{}, registry),
+ResourceMonitor::ResourceMonitor(const asio::any_io_executor& executor,
+                                 std::shared_ptr<ResourceRegistry> registry, MonitorOptions monitor_options,
+                                 ResourceIdentity identity)
+    : AsyncResource(executor, std::move(identity), ResourceOptions{}, registry),
       watched_(std::move(registry)),
       monitor_options_(monitor_options),
       history_(std::make_shared<History>()) {

@@ -41,7 +41,7 @@ struct SweepResult {
 
 class ResourceMonitor : public AsyncResource {
  public:
-  ResourceMonitor(asio::any_io_executor executor, std::shared_ptr<ResourceRegistry> registry,
+  ResourceMonitor(const asio::any_io_executor& executor, std::shared_ptr<ResourceRegistry> registry,
                   MonitorOptions monitor_options = {},
                   ResourceIdentity identity = {"resource-monitor", "resource_monitor", "Resource monitor"});
   ~ResourceMonitor() override;

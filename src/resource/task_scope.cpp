@@ -19,15 +19,15 @@ void TaskScope::spawn(asio::awaitable<void> task) {
   ++state->active;
   asio::co_spawn(
       strand_, std::move(task),
-      asio::bind_cancellation_slot(position->slot(),
-                                   asio::bind_executor(strand_, [state, position](std::exception_ptr error) {
-                                     if (error) ++state->failed;
-                                     state->signals.erase(position);
-                                     if (--state->active == 0 && state->idle) {
-                                       auto idle = std::move(state->idle);
-                                       idle->complete();
-                                     }
-                                   })));
+      asio::bind_cancellation_slot(
+          position->slot(), asio::bind_executor(strand_, [state, position](const std::exception_ptr& error) {
+            if (error) ++state->failed;
+            state->signals.erase(position);
+            if (--state->active == 0 && state->idle) {
+              auto idle = std::move(state->idle);
+              idle->complete();
+            }
+          })));
 }
 
 asio::awaitable<void> TaskScope::close() {
