@@ -48,7 +48,10 @@ AsyncResource::AsyncResource(const asio::any_io_executor& executor, ResourceIden
   info_.identity = identity_;
   info_.created_at = now;
   info_.state_since = now;
-  if (registry_) registry_->add(this);
+}
+
+void AsyncResource::attach_to_registry() {
+  if (registry_ && !registered_.exchange(true)) registry_->add(this);
 }
 
 AsyncResource::~AsyncResource() {

@@ -156,6 +156,10 @@ class AsyncResource : public std::enable_shared_from_this<AsyncResource> {
   ListenerId add_listener(Listener listener);
   void remove_listener(ListenerId id);
 
+  // Registers the resource in its registry (idempotent). make_resource() calls it once the object is
+  // fully constructed and owned, so the registry never sees a half-built resource.
+  void attach_to_registry();
+
   // Dependency edges shown by monitors; groups set them for their members.
   void set_depends_on(std::vector<std::string> ids);
 
@@ -205,6 +209,7 @@ class AsyncResource : public std::enable_shared_from_this<AsyncResource> {
   ResourceOptions options_;
   std::shared_ptr<ResourceRegistry> registry_;
   std::atomic<ResourceState> state_{ResourceState::UNINITIALIZED};
+  std::atomic<bool> registered_{false};
 
   // Guarded by info_mutex_: the observable fields copied by info().
   mutable std::mutex info_mutex_;
@@ -227,10 +232,12 @@ class AsyncResource : public std::enable_shared_from_this<AsyncResource> {
   ListenerId next_listener_id_ = 1;
 };
 
-// Creates a resource owned by a shared_ptr. All resources are created this way.
+// Creates a resource owned by a shared_ptr and registers it. All resources are created this way.
 template <typename T, typename... Args>
 std::shared_ptr<T> make_resource(Args&&... args) {
-  return std::make_shared<T>(std::forward<Args>(args)...);
+  auto resource = std::make_shared<T>(std::forward<Args>(args)...);
+  resource->attach_to_registry();
+  return resource;
 }
 
 }  // namespace exo::resource

@@ -1,6 +1,6 @@
 // ResourceRegistry: the live resources of one node (or one test), by id and by type.
 //
-// Contract: thread-safe. Resources register themselves on construction and unregister on
+// Contract: thread-safe. Resources are registered by make_resource() once fully built and unregister on
 // destruction (not on cleanup, so CLOSED resources stay visible until released). The registry holds
 // no ownership: snapshot() returns strong references taken under one lock, so it is a consistent
 // point-in-time view that skips objects already being destroyed. Ids are unique among live resources;
