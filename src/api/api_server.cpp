@@ -125,6 +125,18 @@ std::map<std::string, std::string> ApiServer::details() const {
   return {{"address", fmt::format("{}:{}", options_.host, port())}};
 }
 
+bool ApiServer::allow_origin(const httplib::Request& req, httplib::Response& res) const {
+  const std::string origin = req.get_header_value("Origin");
+  if (origin.empty()) return false;
+  for (const auto& allowed : options_.cors_origins) {
+    if (allowed == "*" || allowed == origin) {
+      res.set_header("Access-Control-Allow-Origin", allowed == "*" ? "*" : origin);
+      return true;
+    }
+  }
+  return false;
+}
+
 void ApiServer::register_routes(httplib::Server& server) {
   auto backend_or_503 = [this](httplib::Response& res) -> std::shared_ptr<Backend> {
     auto backend = backend_.lock();
@@ -137,13 +149,7 @@ void ApiServer::register_routes(httplib::Server& server) {
     return [this, name = std::move(name), handler = std::move(handler)](const httplib::Request& req,
                                                                         httplib::Response& res) {
       const auto started = Clock::now();
-      const std::string origin = req.get_header_value("Origin");
-      for (const auto& allowed : options_.cors_origins) {
-        if (!origin.empty() && (allowed == "*" || allowed == origin)) {
-          res.set_header("Access-Control-Allow-Origin", allowed == "*" ? "*" : origin);
-          res.set_header("Vary", "Origin");
-        }
-      }
+      if (allow_origin(req, res)) res.set_header("Vary", "Origin");
       try {
         handler(req, res);
       } catch (const RequestError& e) {
@@ -176,14 +182,10 @@ void ApiServer::register_routes(httplib::Server& server) {
   };
 
   server.Options(R"(/.*)", [this](const httplib::Request& req, httplib::Response& res) {
-    const std::string origin = req.get_header_value("Origin");
-    for (const auto& allowed : options_.cors_origins) {
-      if (!origin.empty() && (allowed == "*" || allowed == origin)) {
-        res.set_header("Access-Control-Allow-Origin", allowed == "*" ? "*" : origin);
-        res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
-        res.set_header("Access-Control-Allow-Headers", "Content-Type, Authorization");
-        res.set_header("Access-Control-Max-Age", "3600");
-      }
+    if (allow_origin(req, res)) {
+      res.set_header("Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+      res.set_header("Access-Control-Allow-Headers", "Content-Type, Authorization");
+      res.set_header("Access-Control-Max-Age", "3600");
     }
     res.status = 204;
   });

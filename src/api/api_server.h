@@ -26,7 +26,9 @@
 
 namespace httplib {
 class Server;
-}
+struct Request;
+struct Response;
+}  // namespace httplib
 
 namespace exo::api {
 
@@ -57,6 +59,8 @@ class ApiServer : public resource::AsyncResource {
 
  private:
   void register_routes(httplib::Server& server);
+  // Sets Access-Control-Allow-Origin when the request's Origin is allowed; returns whether it did.
+  bool allow_origin(const httplib::Request& req, httplib::Response& res) const;
   void stop_server() noexcept;
 
   ApiOptions options_;
