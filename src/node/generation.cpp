@@ -41,8 +41,25 @@ std::optional<GenerationEvent> GenerationStream::pop(std::chrono::steady_clock::
 }
 
 void GenerationStream::cancel() {
-  std::lock_guard lock(mutex_);
-  cancelled_ = true;
+  std::function<void()> callback;
+  {
+    std::lock_guard lock(mutex_);
+    if (cancelled_) return;
+    cancelled_ = true;
+    callback = std::move(on_cancel_);
+  }
+  if (callback) callback();
+}
+
+void GenerationStream::set_on_cancel(std::function<void()> callback) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!cancelled_) {
+      on_cancel_ = std::move(callback);
+      return;
+    }
+  }
+  if (callback) callback();  // already cancelled: run it now
 }
 
 bool GenerationStream::cancelled() const {

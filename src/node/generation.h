@@ -3,7 +3,8 @@
 // Contract: GenerationStream is thread-safe. The producer (a task owned by the node) pushes text
 // pieces and finishes exactly once with a finish reason ("stop", "length") or an error; the consumer
 // (an HTTP handler thread) pops with a deadline. cancel() asks the producer to stop at its next step
-// (the client went away); the producer then finishes with reason "cancelled". Events of one stream
+// (the client went away); the producer learns it through the on-cancel callback and
+// finishes with reason "cancelled". Events of one stream
 // never reach another: each request has its own stream object.
 #pragma once
 
@@ -11,6 +12,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -50,7 +52,11 @@ class GenerationStream {
   // Next event, or nullopt when `deadline` passes first.
   std::optional<GenerationEvent> pop(std::chrono::steady_clock::time_point deadline);
 
+  // Idempotent; the first call runs the on-cancel callback (outside the lock).
   void cancel();
+  // The producer's hook to learn of a cancellation at once; runs immediately if already cancelled.
+  // It must not block (post work elsewhere).
+  void set_on_cancel(std::function<void()> callback);
   bool cancelled() const;
   bool done() const;
 
@@ -60,6 +66,7 @@ class GenerationStream {
   std::deque<GenerationEvent> events_;
   bool done_ = false;
   bool cancelled_ = false;
+  std::function<void()> on_cancel_;
 };
 
 }  // namespace exo::node

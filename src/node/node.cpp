@@ -4,6 +4,7 @@
 #include <asio/co_spawn.hpp>
 #include <asio/post.hpp>
 #include <asio/use_future.hpp>
+#include <random>
 
 #include "api/api_server.h"
 #include "inference/dummy_engine.h"
@@ -12,40 +13,6 @@
 
 namespace exo::node {
 namespace {
-
-// Length of the longest prefix of `bytes` that does not end inside a UTF-8 sequence.
-std::size_t complete_utf8_prefix(const std::string& bytes) {
-  std::size_t i = bytes.size();
-  std::size_t back = 0;
-  while (i > 0 && back < 4) {
-    const auto c = static_cast<unsigned char>(bytes[i - 1]);
-    if ((c & 0xC0U) != 0x80U) {  // a lead byte (or ASCII): is its sequence complete?
-      const std::size_t need = c < 0x80U            ? 1
-                               : (c >> 5U) == 0x6U  ? 2
-                               : (c >> 4U) == 0xEU  ? 3
-                               : (c >> 3U) == 0x1EU ? 4
-                                                    : 1;
-      return back + 1 >= need ? bytes.size() : i - 1;
-    }
-    --i;
-    ++back;
-  }
-  return bytes.size();
-}
-
-// How much of `text` can be shown without revealing the start of a stop sequence.
-std::size_t safe_length(const std::string& text, const std::vector<std::string>& stops) {
-  std::size_t hold = 0;
-  for (const auto& stop : stops) {
-    for (std::size_t k = std::min(stop.size() - 1, text.size()); k > hold; --k) {
-      if (text.compare(text.size() - k, k, stop, 0, k) == 0) {
-        hold = k;
-        break;
-      }
-    }
-  }
-  return text.size() - hold;
-}
 
 template <typename T>
 T wait_future(std::future<T> future, std::chrono::milliseconds timeout, const std::string& what) {
@@ -89,7 +56,8 @@ Node::Node(asio::any_io_executor executor, NodeOptions options,
                     group_defaults(), registry),
       options_(std::move(options)),
       registry_(std::move(registry)),
-      on_shutdown_(std::move(on_shutdown)) {
+      on_shutdown_(std::move(on_shutdown)),
+      self_capabilities_(topology::detect_device_capabilities()) {
   if (options_.node_id.empty()) throw std::invalid_argument("node id must not be empty");
   if (options_.max_generate_tokens < 1) throw std::invalid_argument("max generate tokens must be >= 1");
 }
@@ -121,8 +89,7 @@ bool Node::has_model(const std::string& model_id) const {
 }
 
 nlohmann::json Node::topology() const {
-  topology::Topology t;
-  t.update_node(options_.node_id, topology::detect_device_capabilities());
+  topology::Topology t = ring_topology();
   t.set_active_node_id(options_.node_id);
   return t.to_json();
 }
@@ -146,94 +113,10 @@ std::pair<std::string, std::vector<std::int32_t>> Node::encode_chat(
 std::shared_ptr<GenerationStream> Node::generate(GenerationRequest request) {
   if (!has_model(request.model))
     throw std::out_of_range("model '" + request.model + "' is not served by this node");
+  if (!request.seed) request.seed = std::random_device{}();
   auto stream = std::make_shared<GenerationStream>();
-  auto self = std::static_pointer_cast<Node>(shared_from_this());
-  asio::post(strand(), [self, stream, request = std::move(request)]() mutable {
-    if (!resource::is_usable(self->state())) {
-      stream->fail(fmt::format("node is {}", resource::to_string(self->state())));
-      return;
-    }
-    ++self->counters_.generations_started;
-    self->spawn(self->run_generation(stream, std::move(request)));
-  });
+  start_origin(stream, std::move(request));
   return stream;
-}
-
-asio::awaitable<void> Node::run_generation(std::shared_ptr<GenerationStream> stream,
-                                           GenerationRequest request) {
-  auto engine = engine_;
-  const std::string request_id = request.request_id;
-  std::string failure;
-  try {
-    const auto shard = engine->whole_model();
-    const auto eos = engine->model().eos_token_id;
-    const std::int32_t limit = request.max_tokens > 0
-                                   ? std::min(request.max_tokens, options_.max_generate_tokens)
-                                   : options_.max_generate_tokens;
-    const auto prompt_ids = co_await engine->encode(apply_chat_template(request.messages));
-    if (prompt_ids.empty()) throw std::invalid_argument("the prompt encodes to no tokens");
-    std::vector<std::int64_t> input(prompt_ids.begin(), prompt_ids.end());
-    const inference::SamplingParams params{request.temperature, request.top_p, request.seed.value_or(0)};
-    std::string pending;  // bytes not yet shown (incomplete UTF-8 or a possible stop prefix)
-    std::string text;     // everything generated
-    std::size_t shown = 0;
-    std::int32_t generated = 0;
-    std::string reason = "length";
-    while (generated < limit) {
-      if (stream->cancelled()) {
-        reason = "cancelled";
-        break;
-      }
-      // (No braced temporaries inside co_await expressions: GCC 12 mis-compiles them.)
-      std::vector<std::int64_t> shape{1, static_cast<std::int64_t>(input.size())};
-      net::Tensor tokens = net::Tensor::from_values<std::int64_t>(std::move(shape), input);
-      auto logits = co_await engine->infer_tensor(request_id, shard, std::move(tokens));
-      const std::int32_t token = co_await engine->sample(std::move(logits), params);
-      if (token == eos) {
-        reason = "stop";
-        break;
-      }
-      ++generated;
-      ++counters_.tokens_generated;
-      std::vector<std::int32_t> piece_ids(1, token);
-      pending += co_await engine->decode(std::move(piece_ids));
-      const std::size_t complete = complete_utf8_prefix(pending);
-      text += pending.substr(0, complete);
-      pending.erase(0, complete);
-      bool stopped = false;
-      std::size_t visible = text.size();
-      for (const auto& stop : request.stop) {
-        const auto at = text.find(stop, shown > stop.size() ? shown - stop.size() : 0);
-        if (at != std::string::npos && at < visible) {
-          visible = at;
-          stopped = true;
-        }
-      }
-      if (!stopped) visible = safe_length(text, request.stop);
-      if (visible > shown) {
-        stream->push_text(text.substr(shown, visible - shown));
-        shown = visible;
-      }
-      if (stopped) {
-        reason = "stop";
-        break;
-      }
-      input.assign(1, token);
-    }
-    if (reason != "stop" && shown < text.size()) stream->push_text(text.substr(shown));
-    stream->finish(reason, static_cast<std::int32_t>(prompt_ids.size()), generated);
-  } catch (const std::system_error& e) {
-    failure = e.code() == asio::error::operation_aborted
-                  ? "the node is shutting down; the request was cancelled"
-                  : e.what();
-  } catch (const std::exception& e) {
-    failure = e.what();
-  }
-  if (!failure.empty()) {
-    ++counters_.generations_failed;
-    stream->fail(failure);
-  }
-  engine->release_request(request_id);
 }
 
 nlohmann::json Node::resources_snapshot() const {

@@ -13,12 +13,16 @@
 
 #include <atomic>
 #include <functional>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "api/backend.h"
 #include "inference/inference_engine.h"
+#include "node/cluster_link.h"
+#include "node/request_context.h"
+#include "node/text_assembler.h"
 #include "resource/registry.h"
 #include "resource/resource_group.h"
 #include "resource/resource_monitor.h"
@@ -36,6 +40,8 @@ struct NodeOptions {
   std::string admin_token;                // empty: admin endpoints only from loopback
   std::vector<std::string> cors_origins;  // "*" allows any origin
   std::chrono::milliseconds monitor_interval{5'000};
+  // A node that worked on a request forgets it (and frees its engine state) after this much silence.
+  std::chrono::milliseconds request_idle_timeout{600'000};
 };
 
 struct NodeCounters {
@@ -77,8 +83,59 @@ class Node : public resource::ResourceGroup, public api::Backend {
   // The prompt text for `messages` (the dummy engine's plain template; real engines bring their own).
   static std::string apply_chat_template(const std::vector<ChatMessage>& messages);
 
+  // ---- The ring (node_ring.cpp) ----
+  // Peers' messages, as the gRPC service hands them over. Thread-safe; they return at once and the
+  // work runs as tasks owned by the node. Bad input throws std::invalid_argument before anything runs.
+  void accept_prompt(topology::Shard shard, std::string prompt, std::string request_id,
+                     net::InferenceState state);
+  void accept_tensor(topology::Shard shard, net::Tensor tensor, std::string request_id,
+                     net::InferenceState state);
+  void accept_result(std::string request_id, std::vector<std::int32_t> tokens, bool is_finished);
+  void accept_status(std::string request_id, std::string status_json);
+  // A peer left the cluster: requests of this node whose ring includes it fail now, with the reason.
+  void peer_lost(const std::string& node_id, const std::string& reason);
+  // Connects the node to its cluster; call before initialize(). Without one the node runs alone.
+  void set_cluster_link(std::shared_ptr<ClusterLink> link);
+  // This node plus the usable peers: what new requests are planned over.
+  topology::Topology ring_topology() const;
+  const topology::DeviceCapabilities& device_capabilities() const { return self_capabilities_; }
+  // Requests this node currently originates (API side) and works on (any hop).
+  std::size_t active_origin_requests() const { return active_origins_.load(); }
+
+ protected:
+  asio::awaitable<void> do_initialize() override;
+  asio::awaitable<void> do_cleanup() override;
+
  private:
-  asio::awaitable<void> run_generation(std::shared_ptr<GenerationStream> stream, GenerationRequest request);
+  struct OriginRequest;
+  struct HopRecord {
+    std::chrono::steady_clock::time_point last_activity;
+    std::int32_t generated = 0;  // tokens sampled here (last hop only)
+  };
+
+  void start_origin(std::shared_ptr<GenerationStream> stream, GenerationRequest request);
+  asio::awaitable<void> run_origin(std::shared_ptr<GenerationStream> stream, GenerationRequest request);
+  asio::awaitable<void> run_prompt(topology::Shard shard, std::string prompt, std::string request_id,
+                                   net::InferenceState state);
+  asio::awaitable<void> run_tensor(topology::Shard shard, net::Tensor tensor, std::string request_id,
+                                   net::InferenceState state);
+  asio::awaitable<void> run_hop(RequestContext context, int hop, net::Tensor input, std::string request_id,
+                                net::InferenceState state);
+  asio::awaitable<void> deliver_result(const RequestContext& context, std::string request_id,
+                                       std::int32_t token, bool is_finished);
+  asio::awaitable<void> drain_origin(std::shared_ptr<OriginRequest> origin);
+  asio::awaitable<void> fail_request(RequestContext context, std::string request_id, std::string error);
+  asio::awaitable<void> broadcast_status(std::vector<std::string> to, std::string request_id,
+                                         std::string status);
+  asio::awaitable<void> sweep_loop();
+  // Origin side: ends the request for the client and tells every other node of the ring to drop it.
+  void end_origin(const std::string& request_id, const std::string& failure, const std::string& reason);
+  void handle_status(const std::string& request_id, const nlohmann::json& status);
+  // Frees this node's state of a request and remembers that it ended.
+  void forget_request(const std::string& request_id);
+  bool is_ended(const std::string& request_id) const;
+  RequestContext context_for(const net::InferenceState& state, const topology::Shard& shard) const;
+  void post_owned(std::function<asio::awaitable<void>()> make_task);
 
   NodeOptions options_;
   std::shared_ptr<resource::ResourceRegistry> registry_;
@@ -87,6 +144,14 @@ class Node : public resource::ResourceGroup, public api::Backend {
   std::function<void()> on_shutdown_;
   std::atomic<bool> shutdown_requested_{false};
   NodeCounters counters_;
+
+  // Ring state: touched only on the node's strand.
+  std::shared_ptr<ClusterLink> cluster_;
+  topology::DeviceCapabilities self_capabilities_;
+  std::map<std::string, std::shared_ptr<OriginRequest>> origins_;
+  std::map<std::string, HopRecord> hops_;
+  std::map<std::string, std::chrono::steady_clock::time_point> ended_;
+  std::atomic<std::size_t> active_origins_{0};
 };
 
 }  // namespace exo::node
