@@ -1,9 +1,40 @@
 #include "inference/compute_pool.h"
 
 #include <algorithm>
+#include <chrono>
 #include <utility>
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#endif
+
 namespace exo::inference {
+
+namespace {
+
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  _mm_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+// Polls `done` for at most ComputePool::spin_microseconds; true if it became true.
+template <class Predicate>
+bool spin_until(Predicate done) {
+  using Clock = std::chrono::steady_clock;
+  const auto deadline = Clock::now() + std::chrono::microseconds(ComputePool::spin_microseconds);
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (done()) return true;
+      cpu_relax();
+    }
+    if (Clock::now() >= deadline) return done();
+  }
+}
+
+}  // namespace
 
 ComputePool::ComputePool(unsigned threads) {
   if (threads == 0) threads = std::max(1U, std::thread::hardware_concurrency());
@@ -15,6 +46,7 @@ ComputePool::~ComputePool() {
   {
     const std::lock_guard lock(mutex_);
     stopping_ = true;
+    generation_.fetch_add(1, std::memory_order_release);
   }
   work_ready_.notify_all();
   for (auto& worker : workers_) worker.join();
@@ -29,43 +61,50 @@ void ComputePool::parallel_for(std::int64_t n, const RangeFunction& fn, std::int
     return;
   }
   // Several chunks per thread so uneven ranges balance, but never below the grain.
-  const std::int64_t chunk = std::max(grain, (n + parts * 4 - 1) / (parts * 4));
+  job_ = &fn;
+  job_size_ = n;
+  job_chunk_ = std::max(grain, (n + parts * 4 - 1) / (parts * 4));
+  next_begin_.store(0, std::memory_order_relaxed);
+  failed_.store(false, std::memory_order_relaxed);
+  busy_workers_.store(static_cast<unsigned>(workers_.size()), std::memory_order_relaxed);
+  bool wake = false;
   {
     const std::lock_guard lock(mutex_);
-    job_ = &fn;
-    job_size_ = n;
-    job_chunk_ = chunk;
-    next_begin_ = 0;
     first_error_ = nullptr;
-    busy_workers_ = static_cast<unsigned>(workers_.size());
-    ++generation_;
+    generation_.fetch_add(1, std::memory_order_release);
+    wake = sleeping_workers_ > 0;
   }
-  work_ready_.notify_all();
+  if (wake) work_ready_.notify_all();
   run_chunks();
-  std::unique_lock lock(mutex_);
-  work_done_.wait(lock, [this] { return busy_workers_ == 0; });
+  const auto all_done = [this] { return busy_workers_.load(std::memory_order_acquire) == 0; };
+  if (!spin_until(all_done)) {
+    std::unique_lock lock(mutex_);
+    caller_sleeping_ = true;
+    work_done_.wait(lock, all_done);
+    caller_sleeping_ = false;
+  }
   job_ = nullptr;
-  if (first_error_) std::rethrow_exception(std::exchange(first_error_, nullptr));
+  std::exception_ptr error;
+  {
+    const std::lock_guard lock(mutex_);
+    error = std::exchange(first_error_, nullptr);
+  }
+  if (error) std::rethrow_exception(error);
 }
 
-void ComputePool::run_chunks() {
+void ComputePool::run_chunks() noexcept {
+  const RangeFunction& fn = *job_;
   for (;;) {
-    std::int64_t begin = 0;
-    std::int64_t end = 0;
-    const RangeFunction* fn = nullptr;
-    {
-      const std::lock_guard lock(mutex_);
-      if (next_begin_ >= job_size_ || first_error_) return;
-      begin = next_begin_;
-      end = std::min(job_size_, begin + job_chunk_);
-      next_begin_ = end;
-      fn = job_;
-    }
+    if (failed_.load(std::memory_order_relaxed)) return;
+    const std::int64_t begin = next_begin_.fetch_add(job_chunk_, std::memory_order_relaxed);
+    if (begin >= job_size_) return;
+    const std::int64_t end = std::min(job_size_, begin + job_chunk_);
     try {
-      (*fn)(begin, end);
+      fn(begin, end);
     } catch (...) {
       const std::lock_guard lock(mutex_);
       if (!first_error_) first_error_ = std::current_exception();
+      failed_.store(true, std::memory_order_relaxed);
     }
   }
 }
@@ -73,18 +112,27 @@ void ComputePool::run_chunks() {
 void ComputePool::worker_loop() {
   std::uint64_t seen = 0;
   for (;;) {
-    {
+    const auto published = [&] { return generation_.load(std::memory_order_acquire) != seen; };
+    if (!spin_until(published)) {
       std::unique_lock lock(mutex_);
-      work_ready_.wait(lock, [&] { return stopping_ || generation_ != seen; });
-      if (stopping_) return;
-      seen = generation_;
+      ++sleeping_workers_;
+      work_ready_.wait(lock, published);
+      --sleeping_workers_;
     }
-    run_chunks();
+    seen = generation_.load(std::memory_order_acquire);
     {
       const std::lock_guard lock(mutex_);
-      --busy_workers_;
+      if (stopping_) return;
     }
-    work_done_.notify_one();
+    run_chunks();
+    if (busy_workers_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      bool wake = false;
+      {
+        const std::lock_guard lock(mutex_);
+        wake = caller_sleeping_;
+      }
+      if (wake) work_done_.notify_one();
+    }
   }
 }
 

@@ -4,16 +4,20 @@
 // - Threads are created once, in the constructor, and joined in the destructor: no thread is created
 //   per call. `threads` counts the calling thread, which always takes part in the work, so a pool of
 //   1 runs everything inline.
-// - parallel_for(n, fn) calls fn(begin, end) on disjoint ranges that together cover [0, n) and
-//   returns when all of them have finished. Ranges are handed out in chunks of at least `grain`.
-//   An exception thrown by fn is rethrown in the caller (the first one; the others are dropped) after
-//   every range has finished or been skipped.
+// - parallel_for(n, fn, grain) calls fn(begin, end) on disjoint ranges that together cover [0, n)
+//   exactly once and returns when all of them have finished. Ranges are handed out in chunks of at
+//   least `grain` (except the last), through an atomic counter, so uneven work balances. An exception
+//   thrown by fn is rethrown in the caller (the first one; the others are dropped) after every range
+//   has finished or been skipped (once a range fails, the ranges not yet started are skipped).
 // - One parallel_for at a time: callers serialise (the engine owns one pool per loaded model and runs
-//   one forward pass at a time). Idle workers block on a condition variable; they never spin without
-//   bound. Never call parallel_for from an Asio event-loop thread: the engine runs compute on its own
-//   thread.
+//   one forward pass at a time); fn must not call parallel_for on the same pool. Between jobs, idle
+//   workers poll for a bounded time (about spin_microseconds, so back-to-back kernel calls do not pay
+//   a sleep/wake-up each) and then block on a condition variable: they never spin without bound.
+//   The caller waiting for the last range does the same. Never call parallel_for from an Asio
+//   event-loop thread: the engine runs compute on its own thread.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -28,6 +32,9 @@ class ComputePool {
  public:
   using RangeFunction = std::function<void(std::int64_t begin, std::int64_t end)>;
 
+  // How long a worker (or the waiting caller) polls before it blocks.
+  static constexpr int spin_microseconds = 50;
+
   // threads == 0 means one per hardware thread.
   explicit ComputePool(unsigned threads = 0);
   ~ComputePool();
@@ -40,22 +47,25 @@ class ComputePool {
 
  private:
   void worker_loop();
-  void run_chunks();
+  void run_chunks() noexcept;
 
   std::vector<std::thread> workers_;
   std::mutex mutex_;
   std::condition_variable work_ready_;
   std::condition_variable work_done_;
-  std::uint64_t generation_ = 0;
-  bool stopping_ = false;
-  unsigned busy_workers_ = 0;
+  std::atomic<std::uint64_t> generation_{0};  // bumped (under mutex_) to publish a job
+  bool stopping_ = false;                     // guarded by mutex_
+  unsigned sleeping_workers_ = 0;             // guarded by mutex_
+  bool caller_sleeping_ = false;              // guarded by mutex_
+  std::atomic<unsigned> busy_workers_{0};
 
-  // The job in progress (valid while a parallel_for runs).
+  // The job in progress: written before generation_ is bumped, read-only while it runs.
   const RangeFunction* job_ = nullptr;
   std::int64_t job_size_ = 0;
   std::int64_t job_chunk_ = 1;
-  std::int64_t next_begin_ = 0;  // guarded by mutex_
-  std::exception_ptr first_error_;
+  std::atomic<std::int64_t> next_begin_{0};
+  std::atomic<bool> failed_{false};
+  std::exception_ptr first_error_;  // guarded by mutex_
 };
 
 }  // namespace exo::inference

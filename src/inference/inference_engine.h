@@ -16,6 +16,10 @@
 #include <string>
 #include <vector>
 
+#include <span>
+
+#include "inference/chat_template.h"
+#include "inference/sampler.h"
 #include "net/tensor.h"
 #include "resource/async_resource.h"
 #include "topology/shard.h"
@@ -27,14 +31,11 @@ struct ModelDescription {
   std::int32_t n_layers = 0;
   std::int32_t vocab_size = 0;
   std::int32_t eos_token_id = -1;
-  std::string note;  // shown to users (e.g. "random-weight demo model")
+  std::string note;                 // shown to users (e.g. "random-weight demo model")
+  std::int64_t context_length = 0;  // positions one request may use (prompt + answer); 0: unbounded
 };
 
-struct SamplingParams {
-  float temperature = 0.0F;  // 0 = greedy
-  float top_p = 1.0F;
-  std::uint64_t seed = 0;
-};
+// SamplingParams (temperature, top_p, seed, top_k, min_p, repetition penalty) lives in sampler.h.
 
 class InferenceEngine : public resource::AsyncResource {
  public:
@@ -45,6 +46,14 @@ class InferenceEngine : public resource::AsyncResource {
   topology::Shard whole_model() const {
     const ModelDescription m = model();
     return topology::Shard{m.model_id, 0, m.n_layers - 1, m.n_layers};
+  }
+
+  // The prompt text for a chat, in the model's template, ending where the assistant's answer starts.
+  // Default: a plain "role: content" transcript (engines without a template, e.g. dummy).
+  virtual std::string chat_prompt(std::span<const ChatMessage> messages) const {
+    std::string prompt;
+    for (const auto& m : messages) prompt += m.role + ": " + m.content + "\n";
+    return prompt + "assistant: ";
   }
 
   virtual asio::awaitable<std::vector<std::int32_t>> encode(std::string text) = 0;

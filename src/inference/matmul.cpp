@@ -1,12 +1,87 @@
 #include "inference/matmul.h"
 
+#include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
+#include "inference/half_float.h"
+#include "inference/matmul_kernels.h"
 #include "inference/quants.h"
 
 namespace exo::inference {
+
+namespace kernels {
+
+ActivationFormat activation_format(TensorType type) {
+  switch (type) {
+    case TensorType::F32:
+    case TensorType::F16:
+    case TensorType::BF16:
+      return ActivationFormat::F32;
+    case TensorType::Q8_0:
+    case TensorType::Q4_0:
+    case TensorType::Q4_1:
+    case TensorType::Q5_0:
+    case TensorType::Q5_1:
+      return ActivationFormat::Q8;
+    case TensorType::Q4_K:
+    case TensorType::Q5_K:
+    case TensorType::Q6_K:
+      return ActivationFormat::Q8K;
+    default:
+      throw TensorTypeError("matmul is not implemented for tensor type " +
+                            std::string(tensor_type_name(type)));
+  }
+}
+
+void quantize_activation_q8(const float* x, std::int64_t n, ActQ8* out) {
+  for (std::int64_t b = 0; b < n / q8_block; ++b) {
+    const float* v = x + b * q8_block;
+    float amax = 0.0f;
+    for (int j = 0; j < q8_block; ++j) amax = std::max(amax, std::fabs(v[j]));
+    const float d = amax / 127.0f;
+    const float inverse = d != 0.0f ? 1.0f / d : 0.0f;
+    ActQ8& block = out[b];
+    block.d = fp16_to_float(float_to_fp16(d));
+    std::int32_t sum = 0;
+    for (int j = 0; j < q8_block; ++j) {
+      const auto q = static_cast<std::int8_t>(std::round(v[j] * inverse));
+      block.qs[j] = q;
+      sum += q;
+    }
+    block.sum = sum;
+  }
+}
+
+void quantize_activation_q8k(const float* x, std::int64_t n, ActQ8K* out) {
+  for (std::int64_t b = 0; b < n / q8k_block; ++b) {
+    const float* v = x + b * q8k_block;
+    float extreme = 0.0f;
+    for (int j = 0; j < q8k_block; ++j) {
+      if (std::fabs(v[j]) > std::fabs(extreme)) extreme = v[j];
+    }
+    ActQ8K& block = out[b];
+    if (extreme == 0.0f) {
+      block = ActQ8K{};
+      continue;
+    }
+    const float inverse = -128.0f / extreme;
+    for (int j = 0; j < q8k_block; ++j) {
+      const float q = std::min(127.0f, std::nearbyint(inverse * v[j]));
+      block.qs[j] = static_cast<std::int8_t>(q);
+    }
+    for (int g = 0; g < q8k_block / 16; ++g) {
+      int sum = 0;
+      for (int j = 0; j < 16; ++j) sum += block.qs[16 * g + j];
+      block.bsums[g] = static_cast<std::int16_t>(sum);
+    }
+    block.d = 1.0f / inverse;
+  }
+}
+
+}  // namespace kernels
 
 namespace {
 
@@ -19,6 +94,10 @@ void check_shapes(const WeightMatrix& w, std::span<const float> x, std::int64_t 
     throw std::invalid_argument("matmul: activation sizes do not match the matrix (" +
                                 std::to_string(w.rows) + "x" + std::to_string(w.cols) + ", " +
                                 std::to_string(n_tokens) + " tokens)");
+  const auto expected_row = checked_byte_size(w.type, static_cast<std::uint64_t>(w.cols));
+  if (expected_row && *expected_row != w.row_bytes)
+    throw std::invalid_argument("matmul: row_bytes does not match cols of " +
+                                std::string(tensor_type_name(w.type)));
 }
 
 // Rows [row_begin, row_end) of y for every token, through dequantized weight rows.
@@ -37,7 +116,56 @@ void reference_rows(const WeightMatrix& w, std::span<const float> x, std::int64_
   }
 }
 
+bool cpu_has_avx2() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+#else
+  return false;
+#endif
+}
+
+kernels::RowKernel kernel_for(KernelVariant variant, TensorType type) {
+  kernels::RowKernel kernel = nullptr;
+  if (variant == KernelVariant::AVX2) kernel = kernels::avx2_kernel(type);
+  if (kernel == nullptr) kernel = kernels::portable_kernel(type);
+  if (kernel == nullptr)
+    throw TensorTypeError("matmul is not implemented for tensor type " + std::string(tensor_type_name(type)));
+  return kernel;
+}
+
+// Per-thread scratch for quantized activations (grows, never shrinks).
+struct ActivationScratch {
+  std::vector<kernels::ActQ8> q8;
+  std::vector<kernels::ActQ8K> q8k;
+};
+
 }  // namespace
+
+std::string_view kernel_variant_name(KernelVariant variant) noexcept {
+  switch (variant) {
+    case KernelVariant::PORTABLE:
+      return "portable";
+    case KernelVariant::AVX2:
+      return "avx2";
+  }
+  return "unknown";
+}
+
+std::vector<KernelVariant> supported_variants() {
+  std::vector<KernelVariant> variants{KernelVariant::PORTABLE};
+  if (cpu_has_avx2()) variants.push_back(KernelVariant::AVX2);
+  return variants;
+}
+
+KernelVariant best_variant() {
+  static const KernelVariant best = supported_variants().back();
+  return best;
+}
+
+bool matmul_supported(TensorType type) noexcept {
+  return kernels::portable_kernel(type) != nullptr;
+}
 
 WeightMatrix WeightMatrix::of(const GgufTensor& tensor) {
   if (tensor.shape.empty() || tensor.shape.size() > 2)
@@ -63,12 +191,64 @@ void matmul_reference(const WeightMatrix& w, std::span<const float> x, std::int6
   reference_rows(w, x, n_tokens, y, 0, w.rows);
 }
 
+void matmul_with(KernelVariant variant, const WeightMatrix& w, std::span<const float> x,
+                 std::int64_t n_tokens, std::span<float> y, ComputePool& pool) {
+  check_shapes(w, x, n_tokens, y);
+  if (variant == KernelVariant::AVX2 && !cpu_has_avx2())
+    throw std::invalid_argument("matmul: this CPU cannot run the avx2 kernels");
+  if (n_tokens == 0) return;
+  const kernels::RowKernel kernel = kernel_for(variant, w.type);
+  kernels::Activations act;
+  act.format = kernels::activation_format(w.type);
+  act.n_tokens = n_tokens;
+  act.f32 = x.data();
+  thread_local ActivationScratch scratch;
+  // Quantize each token's row once; tokens are independent, so larger batches use the pool.
+  const std::int64_t token_grain = std::max<std::int64_t>(1, 16384 / w.cols);
+  if (act.format == kernels::ActivationFormat::Q8) {
+    const std::int64_t nb = w.cols / kernels::q8_block;
+    if (w.cols % kernels::q8_block != 0) throw std::invalid_argument("matmul: cols not a block multiple");
+    scratch.q8.resize(static_cast<std::size_t>(nb * n_tokens));
+    kernels::ActQ8* out = scratch.q8.data();
+    pool.parallel_for(
+        n_tokens,
+        [&](std::int64_t begin, std::int64_t end) {
+          for (std::int64_t t = begin; t < end; ++t)
+            kernels::quantize_activation_q8(x.data() + t * w.cols, w.cols, out + t * nb);
+        },
+        token_grain);
+    act.q8 = out;
+  } else if (act.format == kernels::ActivationFormat::Q8K) {
+    const std::int64_t nb = w.cols / kernels::q8k_block;
+    if (w.cols % kernels::q8k_block != 0) throw std::invalid_argument("matmul: cols not a block multiple");
+    scratch.q8k.resize(static_cast<std::size_t>(nb * n_tokens));
+    kernels::ActQ8K* out = scratch.q8k.data();
+    pool.parallel_for(
+        n_tokens,
+        [&](std::int64_t begin, std::int64_t end) {
+          for (std::int64_t t = begin; t < end; ++t)
+            kernels::quantize_activation_q8k(x.data() + t * w.cols, w.cols, out + t * nb);
+        },
+        token_grain);
+    act.q8k = out;
+  }
+  // Rows are handed out in tiles of 4 so the kernels' row tiles stay aligned.
+  constexpr std::int64_t tile = 4;
+  const std::int64_t tiles = (w.rows + tile - 1) / tile;
+  const std::int64_t work_per_tile = tile * w.cols * n_tokens;
+  const std::int64_t grain = std::max<std::int64_t>(1, 65536 / std::max<std::int64_t>(1, work_per_tile));
+  float* out = y.data();
+  pool.parallel_for(
+      tiles,
+      [&](std::int64_t begin, std::int64_t end) {
+        kernel(w, act, out, begin * tile, std::min(w.rows, end * tile));
+      },
+      grain);
+}
+
 void matmul(const WeightMatrix& w, std::span<const float> x, std::int64_t n_tokens, std::span<float> y,
             ComputePool& pool) {
-  check_shapes(w, x, n_tokens, y);
-  pool.parallel_for(
-      w.rows, [&](std::int64_t begin, std::int64_t end) { reference_rows(w, x, n_tokens, y, begin, end); },
-      16);
+  matmul_with(best_variant(), w, x, n_tokens, y, pool);
 }
 
 }  // namespace exo::inference

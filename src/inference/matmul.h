@@ -8,15 +8,25 @@
 //   [n_tokens][cols] and y row-major [n_tokens][rows]. Spans must be exactly that long
 //   (std::invalid_argument otherwise); an unsupported type throws TensorTypeError naming it.
 // - matmul_reference is the scalar oracle: weights dequantized to float, F32 activations, double
-//   accumulation. matmul is the fast path chosen at run time from the CPU's features; it may quantize
-//   the activations as ggml does (Q8_0 / Q8_K blocks), so it agrees with the oracle to quantization
-//   tolerance, not bit for bit. Both are deterministic for a given input and thread count.
+//   accumulation. matmul is the fast path chosen at run time from the CPU's features; for quantized
+//   weights it quantizes the activations once per call as ggml does (Q8_0-style 32-value blocks for
+//   the 32-value formats, 256-value Q8_K-style blocks for the k-quants) and uses integer dot
+//   products, so it agrees with the oracle to that quantization's tolerance, not bit for bit.
+//   F32/F16/BF16 weights use F32 activations and F32 fused multiply-adds. Results are deterministic
+//   for a given input, variant and thread count (each output element is computed by one thread in a
+//   fixed order, so they do not even depend on the thread count).
+// - matmul_with runs one explicit kernel variant (tests and benchmarks); it throws
+//   std::invalid_argument when the CPU does not support it. supported_variants() lists the variants
+//   this CPU can run, portable first; best_variant() is the one matmul uses.
 // - Thread-safety: pure functions of their inputs; matmul runs on `pool` (see ComputePool's rules).
+//   Scratch memory for the quantized activations is per calling thread.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string_view>
+#include <vector>
 
 #include "inference/compute_pool.h"
 #include "inference/gguf_tensor.h"
@@ -38,11 +48,27 @@ struct WeightMatrix {
   }
 };
 
+// Kernel families, from the most portable to the most specialised.
+enum class KernelVariant : std::uint8_t {
+  PORTABLE,  // plain C++ (any x86-64 or other CPU); same arithmetic as the SIMD variants
+  AVX2,      // AVX2 + FMA + F16C
+};
+
+std::string_view kernel_variant_name(KernelVariant variant) noexcept;
+std::vector<KernelVariant> supported_variants();
+KernelVariant best_variant();
+// Whether the fast kernels handle this weight type (the types of tensor_types.h that quants.h can
+// dequantize: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K).
+bool matmul_supported(TensorType type) noexcept;
+
 void matmul_reference(const WeightMatrix& w, std::span<const float> x, std::int64_t n_tokens,
                       std::span<float> y);
 
 void matmul(const WeightMatrix& w, std::span<const float> x, std::int64_t n_tokens, std::span<float> y,
             ComputePool& pool);
+
+void matmul_with(KernelVariant variant, const WeightMatrix& w, std::span<const float> x,
+                 std::int64_t n_tokens, std::span<float> y, ComputePool& pool);
 
 // Copies row `r` of `w` (e.g. a token's embedding) into `out` as floats (out.size() == cols).
 void dequantize_matrix_row(const WeightMatrix& w, std::int64_t r, std::span<float> out);

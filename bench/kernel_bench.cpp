@@ -1,0 +1,184 @@
+// Matmul kernel benchmarks at TinyLlama-1.1B shapes (Google Benchmark). Results and the commands to
+// reproduce them: docs/benchmarks.md, section "Native engine kernels".
+//
+// - BM_Matvec/<type>/<rows>/<cols>: one token (generation). Counters: weight GB/s and the percentage
+//   of the machine's read bandwidth measured at start-up with the same thread count.
+// - BM_Matmul/<type>/<rows>/<cols>/128: a 128-token batch (prompt processing). Counter: tokens/s for
+//   this one matrix and effective GMAC/s.
+// - BM_Reference*: the scalar oracle on the same shapes, for the speedup of the fast path.
+// Threads: EXO_BENCH_THREADS (default 2).
+#include <benchmark/benchmark.h>
+
+#include <cstdlib>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "inference/compute_pool.h"
+#include "inference/matmul.h"
+#include "inference/memory_bandwidth.h"
+#include "inference/quants.h"
+
+namespace {
+
+using exo::inference::ComputePool;
+using exo::inference::TensorType;
+using exo::inference::WeightMatrix;
+
+unsigned bench_threads() {
+  const char* env = std::getenv("EXO_BENCH_THREADS");
+  return env != nullptr ? static_cast<unsigned>(std::atoi(env)) : 2U;
+}
+
+ComputePool& pool() {
+  static ComputePool instance(bench_threads());
+  return instance;
+}
+
+double bandwidth() {
+  static const double value = exo::inference::measure_read_bandwidth(pool()).bytes_per_second;
+  return value;
+}
+
+const TensorType types[] = {TensorType::F32,  TensorType::F16,  TensorType::BF16, TensorType::Q8_0,
+                            TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1,
+                            TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K};
+
+struct Matrix {
+  std::vector<std::uint8_t> bytes;
+  WeightMatrix view;
+};
+
+// Random N(0, 0.02) weights through our quantizers (cached per shape and type).
+const Matrix& matrix(TensorType type, std::int64_t rows, std::int64_t cols) {
+  static std::vector<std::pair<std::string, Matrix>> cache;
+  const std::string key =
+      std::to_string(static_cast<int>(type)) + "/" + std::to_string(rows) + "/" + std::to_string(cols);
+  for (auto& [k, m] : cache) {
+    if (k == key) return m;
+  }
+  if (cache.size() > 3) cache.clear();  // keep memory bounded: one shape at a time is enough
+  Matrix m;
+  const std::size_t row_bytes = *exo::inference::checked_byte_size(type, static_cast<std::uint64_t>(cols));
+  m.bytes.resize(row_bytes * static_cast<std::size_t>(rows));
+  std::mt19937 rng(42);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  std::vector<float> row(static_cast<std::size_t>(cols));
+  for (std::int64_t r = 0; r < rows; ++r) {
+    for (auto& v : row) v = normal(rng);
+    exo::inference::quantize_row(
+        type, row, std::span(m.bytes).subspan(static_cast<std::size_t>(r) * row_bytes, row_bytes));
+  }
+  m.view = WeightMatrix{type, nullptr, rows, cols, row_bytes};
+  cache.emplace_back(key, std::move(m));
+  cache.back().second.view.data = cache.back().second.bytes.data();
+  return cache.back().second;
+}
+
+std::vector<float> activations(std::int64_t n) {
+  std::mt19937 rng(7);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(static_cast<std::size_t>(n));
+  for (auto& v : x) v = normal(rng);
+  return x;
+}
+
+void BM_Matvec(benchmark::State& state) {
+  const auto type = types[state.range(0)];
+  const Matrix& m = matrix(type, state.range(1), state.range(2));
+  const auto x = activations(m.view.cols);
+  std::vector<float> y(static_cast<std::size_t>(m.view.rows));
+  const double bw = bandwidth();
+  for (auto _ : state) {
+    exo::inference::matmul(m.view, x, 1, y, pool());
+    benchmark::DoNotOptimize(y.data());
+  }
+  const auto bytes = static_cast<double>(m.bytes.size());
+  state.SetLabel(std::string(exo::inference::tensor_type_name(type)));
+  state.counters["GB/s"] = benchmark::Counter(bytes / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["bw_GB/s"] = bw / 1e9;
+  // (bytes / time per matvec) / bandwidth, in percent.
+  state.counters["pct_bw"] =
+      benchmark::Counter(bytes / bw * 100.0, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void BM_Matmul(benchmark::State& state) {
+  const auto type = types[state.range(0)];
+  const Matrix& m = matrix(type, state.range(1), state.range(2));
+  const std::int64_t n = state.range(3);
+  const auto x = activations(n * m.view.cols);
+  std::vector<float> y(static_cast<std::size_t>(n * m.view.rows));
+  for (auto _ : state) {
+    exo::inference::matmul(m.view, x, n, y, pool());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetLabel(std::string(exo::inference::tensor_type_name(type)));
+  state.counters["tok/s"] =
+      benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(n * m.view.rows * m.view.cols) / 1e9,
+                                                benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void BM_Portable(benchmark::State& state) {
+  const auto type = types[state.range(0)];
+  const Matrix& m = matrix(type, state.range(1), state.range(2));
+  const std::int64_t n = state.range(3);
+  const auto x = activations(n * m.view.cols);
+  std::vector<float> y(static_cast<std::size_t>(n * m.view.rows));
+  for (auto _ : state) {
+    exo::inference::matmul_with(exo::inference::KernelVariant::PORTABLE, m.view, x, n, y, pool());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetLabel(std::string(exo::inference::tensor_type_name(type)));
+  state.counters["tok/s"] =
+      benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void BM_Reference(benchmark::State& state) {
+  const auto type = types[state.range(0)];
+  const Matrix& m = matrix(type, state.range(1), state.range(2));
+  const std::int64_t n = state.range(3);
+  const auto x = activations(n * m.view.cols);
+  std::vector<float> y(static_cast<std::size_t>(n * m.view.rows));
+  for (auto _ : state) {
+    exo::inference::matmul_reference(m.view, x, n, y);  // single-threaded oracle
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetLabel(std::string(exo::inference::tensor_type_name(type)));
+  state.counters["tok/s"] =
+      benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void shapes(benchmark::internal::Benchmark* b, bool batch) {
+  const std::int64_t shape[][2] = {{2048, 2048}, {5632, 2048}, {2048, 5632}};
+  for (std::int64_t t = 0; t < static_cast<std::int64_t>(std::size(types)); ++t) {
+    for (const auto& s : shape) {
+      if (batch) {
+        b->Args({t, s[0], s[1], 128});
+      } else {
+        b->Args({t, s[0], s[1]});
+      }
+    }
+  }
+  b->ArgNames(batch ? std::vector<std::string>{"type", "rows", "cols", "tokens"}
+                    : std::vector<std::string>{"type", "rows", "cols"});
+  b->Unit(benchmark::kMillisecond);
+  b->UseRealTime();
+}
+
+BENCHMARK(BM_Matvec)->Apply([](benchmark::internal::Benchmark* b) { shapes(b, false); });
+BENCHMARK(BM_Matmul)->Apply([](benchmark::internal::Benchmark* b) { shapes(b, true); });
+// Speedups: the oracle and the portable kernels on the 2048x2048 shape only (they are slow).
+BENCHMARK(BM_Portable)
+    ->ArgsProduct({{3, 4, 8}, {2048}, {2048}, {1, 128}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+BENCHMARK(BM_Reference)
+    ->ArgsProduct({{3, 4, 8}, {2048}, {2048}, {1, 16}})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->Iterations(2);
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,248 @@
+#include "cli/bench_tools.h"
+
+#include <fmt/format.h>
+#include <CLI/CLI.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <iostream>
+#include <map>
+#include <numeric>
+#include <vector>
+
+#include "inference/compute_pool.h"
+#include "inference/forward_pass.h"
+#include "inference/gguf_file.h"
+#include "inference/kv_cache.h"
+#include "inference/matmul.h"
+#include "inference/memory_bandwidth.h"
+#include "inference/model_config.h"
+#include "inference/model_generator.h"
+#include "inference/model_weights.h"
+
+namespace exo::cli {
+
+namespace {
+
+using namespace exo::inference;
+
+struct Stats {
+  double mean = 0;
+  double stddev = 0;
+};
+
+Stats stats(const std::vector<double>& values) {
+  Stats s;
+  if (values.empty()) return s;
+  s.mean = std::accumulate(values.begin(), values.end(), 0.0) / static_cast<double>(values.size());
+  double sq = 0;
+  for (double v : values) sq += (v - s.mean) * (v - s.mean);
+  s.stddev = values.size() > 1 ? std::sqrt(sq / static_cast<double>(values.size() - 1)) : 0.0;
+  return s;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+std::string type_summary(const GgufFile& file) {
+  std::map<std::string, int> counts;
+  for (const auto& t : file.tensors()) counts[std::string(t.type_info->name)] += 1;
+  std::string text;
+  for (const auto& [name, count] : counts)
+    text += fmt::format("{}{}×{}", text.empty() ? "" : ", ", name, count);
+  return text;
+}
+
+std::uint64_t matrix_bytes(const WeightMatrix& w) {
+  return static_cast<std::uint64_t>(w.rows) * w.row_bytes;
+}
+
+}  // namespace
+
+int run_gguf_gen(const GgufGenCommand& c, std::ostream& out, std::ostream& err) {
+  ModelShape shape;
+  if (!c.preset.empty()) {
+    const auto preset = model_preset(c.preset);
+    if (!preset) {
+      std::string names;
+      for (const auto& n : model_preset_names()) names += (names.empty() ? "" : ", ") + n;
+      err << "exo gguf-gen: unknown preset '" << c.preset << "' (known: " << names << ")\n";
+      return 2;
+    }
+    shape = *preset;
+  } else {
+    shape = *model_preset("demo");
+  }
+  if (!c.architecture.empty()) shape.architecture = c.architecture;
+  if (c.n_embd != 0) shape.n_embd = c.n_embd;
+  if (c.layers != 0) shape.n_layer = c.layers;
+  if (c.heads != 0) shape.n_head = c.heads;
+  if (c.heads_kv != 0) shape.n_head_kv = c.heads_kv;
+  if (c.n_ff != 0) shape.n_ff = c.n_ff;
+  if (c.ctx != 0) shape.n_ctx = c.ctx;
+  if (c.rope_base != 0) shape.rope_base = c.rope_base;
+  if (c.tied == "yes") shape.tied_embeddings = true;
+  if (c.tied == "no") shape.tied_embeddings = false;
+  const auto type = parse_weight_type(c.type);
+  if (!type) {
+    err << "exo gguf-gen: unknown --type '" << c.type
+        << "' (f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k)\n";
+    return 2;
+  }
+  try {
+    validate_shape(shape, *type);
+  } catch (const std::exception& e) {
+    err << "exo gguf-gen: " << e.what() << "\n";
+    return 2;
+  }
+  GenerateOptions options;
+  options.shape = shape;
+  options.type = *type;
+  options.vocab_from = c.vocab_from;
+  options.seed = c.seed;
+  options.threads = c.threads;
+  try {
+    const auto start = std::chrono::steady_clock::now();
+    const GeneratedModel model = generate_model(options, c.out);
+    out << fmt::format("wrote {}: {} {} ({}), {} layers, n_embd {}, heads {}/{}, n_ff {}, vocab {}{}\n",
+                       c.out, shape.architecture, tensor_type_name(*type), shape.name, shape.n_layer,
+                       shape.n_embd, shape.n_head, shape.n_head_kv, shape.n_ff, model.n_vocab,
+                       shape.tied_embeddings ? ", tied" : "")
+        << fmt::format("{} tensors, {:.1f} M parameters, {:.1f} MiB, seed {}, {:.1f} s\n", model.tensors,
+                       static_cast<double>(model.parameters) / 1e6,
+                       static_cast<double>(model.file_bytes) / 1048576.0, c.seed, seconds_since(start));
+    if (shape.expected_vocab != 0 && shape.expected_vocab != model.n_vocab)
+      out << fmt::format("note: the {} preset is meant for a {}-token vocabulary; this file has {}\n",
+                         c.preset, shape.expected_vocab, model.n_vocab);
+    return 0;
+  } catch (const std::exception& e) {
+    err << "exo gguf-gen: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+int run_bench(const BenchCommand& c, std::ostream& out, std::ostream& err) {
+  if (c.prompt_tokens < 0 || c.generate_tokens < 0 || c.repetitions < 1) {
+    err << "exo bench: -p and -n must be >= 0 and -r >= 1\n";
+    return 2;
+  }
+  try {
+    const GgufFile file = GgufFile::open(c.model);
+    const ModelConfig config = ModelConfig::from_gguf(file);
+    const ModelWeights weights = ModelWeights::load(file, config, 0, config.n_layer - 1);
+    weights.advise_will_need();
+    ComputePool pool(c.threads);
+    // Bytes read per generated token: every weight except the embedding table, of which one row is
+    // read (unless it doubles as the output matrix).
+    std::uint64_t per_token = weights.weight_bytes();
+    if (!config.tied_output && weights.token_embd()) {
+      per_token -= matrix_bytes(*weights.token_embd()) - weights.token_embd()->row_bytes;
+    }
+    out << fmt::format("model: {} ({}, {} layers, n_embd {}, vocab {}; {}), {:.2f} GiB of weights\n", c.model,
+                       config.architecture_name, config.n_layer, config.n_embd, config.n_vocab,
+                       type_summary(file), static_cast<double>(weights.weight_bytes()) / 1073741824.0);
+    out << fmt::format("threads: {}, kernels: {}\n", pool.size(), kernel_variant_name(best_variant()));
+
+    const BandwidthResult bw = measure_read_bandwidth(pool, std::size_t{c.bandwidth_mib} << 20, 5);
+    out << fmt::format(
+        "memory read bandwidth: {:.2f} GB/s (best of {} passes over {} MiB; mean {:.2f} GB/s)\n",
+        bw.bytes_per_second / 1e9, bw.passes, bw.buffer_bytes >> 20, bw.mean_bytes_per_second / 1e9);
+    const double limit_tps = bw.bytes_per_second / static_cast<double>(per_token);
+    out << fmt::format(
+        "bandwidth limit for generation: {:.2f} tok/s ({:.1f} MiB of weights read per token)\n", limit_tps,
+        static_cast<double>(per_token) / 1048576.0);
+
+    ForwardPass forward(config, weights, pool);
+    auto budget = std::make_shared<KvBudget>(UINT64_MAX);
+    const auto token = [&](int i) { return static_cast<std::int32_t>((1 + 7919LL * i) % config.n_vocab); };
+    const auto run_pp = [&](int n) {
+      std::vector<std::int32_t> ids(static_cast<std::size_t>(n));
+      for (int i = 0; i < n; ++i) ids[static_cast<std::size_t>(i)] = token(i);
+      auto cache = forward.make_cache(budget, n);
+      const auto start = std::chrono::steady_clock::now();
+      forward.run_tokens(ids, *cache, ForwardPass::Logits::LAST);
+      return seconds_since(start);
+    };
+    const auto run_tg = [&](int n) {
+      auto cache = forward.make_cache(budget, n);
+      const auto start = std::chrono::steady_clock::now();
+      for (int i = 0; i < n; ++i) {
+        const std::int32_t id = token(i);
+        forward.run_tokens(std::span(&id, 1), *cache, ForwardPass::Logits::LAST);
+      }
+      return seconds_since(start);
+    };
+    // Warm-up (as llama-bench): one short batch and one token, faults the weights in.
+    run_pp(std::max(1, std::min(c.prompt_tokens, 32)));
+    run_tg(1);
+
+    out << "| test | tok/s | note |\n|---|---:|---|\n";
+    if (c.prompt_tokens > 0) {
+      std::vector<double> rates;
+      for (int r = 0; r < c.repetitions; ++r) rates.push_back(c.prompt_tokens / run_pp(c.prompt_tokens));
+      const Stats s = stats(rates);
+      out << fmt::format("| pp{} | {:.2f} ± {:.2f} | one batch of {} tokens |\n", c.prompt_tokens, s.mean,
+                         s.stddev, c.prompt_tokens);
+    }
+    if (c.generate_tokens > 0) {
+      std::vector<double> rates;
+      for (int r = 0; r < c.repetitions; ++r) rates.push_back(c.generate_tokens / run_tg(c.generate_tokens));
+      const Stats s = stats(rates);
+      out << fmt::format("| tg{} | {:.2f} ± {:.2f} | {:.1f}% of the bandwidth limit ({:.2f} tok/s) |\n",
+                         c.generate_tokens, s.mean, s.stddev, 100.0 * s.mean / limit_tps, limit_tps);
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    err << "exo bench: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+void add_bench_tool_commands(CLI::App& app, BenchToolOptions& o) {
+  auto* gen = app.add_subcommand("gguf-gen", "Write a random-weight GGUF model (preset or explicit shape)");
+  gen->add_option("--arch", o.gen.architecture, "Architecture: llama or qwen2 (default: the preset's)")
+      ->check(CLI::IsMember({"llama", "qwen2"}));
+  gen->add_option("--preset", o.gen.preset,
+                  "tinyllama-1.1b, llama-3.2-1b, qwen2-0.5b or demo (default: demo)");
+  gen->add_option("--type", o.gen.type, "Weight type: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k")
+      ->capture_default_str();
+  gen->add_option("--vocab-from", o.gen.vocab_from,
+                  "GGUF whose tokenizer.* metadata is copied (default: byte vocab)")
+      ->check(CLI::ExistingFile);
+  gen->add_option("--out", o.gen.out, "Output GGUF path")->required();
+  gen->add_option("--seed", o.gen.seed, "Random seed")->capture_default_str();
+  gen->add_option("--threads", o.gen.threads, "Threads (0: all cores)");
+  gen->add_option("--n-embd", o.gen.n_embd, "Override: embedding width");
+  gen->add_option("--layers", o.gen.layers, "Override: number of layers");
+  gen->add_option("--heads", o.gen.heads, "Override: attention heads");
+  gen->add_option("--heads-kv", o.gen.heads_kv, "Override: key/value heads");
+  gen->add_option("--n-ff", o.gen.n_ff, "Override: feed-forward width");
+  gen->add_option("--ctx", o.gen.ctx, "Override: context length");
+  gen->add_option("--rope-base", o.gen.rope_base, "Override: RoPE frequency base");
+  gen->add_option("--tied", o.gen.tied, "Override: tie output to token_embd (yes/no)")
+      ->check(CLI::IsMember({"yes", "no"}));
+  o.gen_app = gen;
+
+  auto* bench = app.add_subcommand("bench", "Prompt-processing and generation speed of a GGUF model");
+  bench->add_option("--model,-m", o.bench.model, "GGUF model file")->required()->check(CLI::ExistingFile);
+  bench->add_option("-p,--n-prompt", o.bench.prompt_tokens, "Prompt tokens (pp test; 0 skips)")
+      ->capture_default_str();
+  bench->add_option("-n,--n-gen", o.bench.generate_tokens, "Generated tokens (tg test; 0 skips)")
+      ->capture_default_str();
+  bench->add_option("-t,--threads", o.bench.threads, "Threads (0: one per hardware thread)");
+  bench->add_option("-r,--repetitions", o.bench.repetitions, "Repetitions of each test")
+      ->capture_default_str();
+  bench->add_option("--bandwidth-mib", o.bench.bandwidth_mib, "Buffer of the bandwidth probe in MiB")
+      ->check(CLI::Range(1U, 65536U))
+      ->capture_default_str();
+  o.bench_app = bench;
+}
+
+std::optional<int> run_bench_tool(const BenchToolOptions& o) {
+  if (o.gen_app != nullptr && o.gen_app->parsed()) return run_gguf_gen(o.gen, std::cout, std::cerr);
+  if (o.bench_app != nullptr && o.bench_app->parsed()) return run_bench(o.bench, std::cout, std::cerr);
+  return std::nullopt;
+}
+
+}  // namespace exo::cli

@@ -1,0 +1,96 @@
+// KvCache: the attention keys and values (F32) of one request for the layers of one shard.
+//
+// Contract
+// - A cache covers the absolute layers [first_layer, first_layer + layer_count) and up to
+//   `max_positions` positions. Each layer stores K and V as rows of kv_dim floats, one row per
+//   position, and keeps its own length (the positions written so far).
+// - Storage grows on demand (capacity doubling, capped at max_positions). Every byte allocated is
+//   reserved first from a KvBudget shared by all caches of an engine; reserve() throws
+//   KvBudgetError (naming the bytes needed, in use and the limit) when the budget would be exceeded,
+//   and a context overflow throws KvBudgetError too. Destruction returns the bytes to the budget.
+// - KvBudget is thread-safe; a KvCache is not (one forward pass at a time uses it).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace exo::inference {
+
+class KvBudgetError : public std::runtime_error {
+ public:
+  explicit KvBudgetError(const std::string& message) : std::runtime_error(message) {}
+};
+
+class KvBudget {
+ public:
+  explicit KvBudget(std::uint64_t limit_bytes) : limit_(limit_bytes) {}
+  // Throws KvBudgetError when used + bytes would exceed the limit.
+  void reserve(std::uint64_t bytes);
+  void release(std::uint64_t bytes) noexcept;
+  std::uint64_t used() const noexcept { return used_.load(std::memory_order_relaxed); }
+  std::uint64_t limit() const noexcept { return limit_; }
+
+ private:
+  const std::uint64_t limit_;
+  std::atomic<std::uint64_t> used_{0};
+};
+
+class KvCache {
+ public:
+  KvCache(std::shared_ptr<KvBudget> budget, std::int64_t first_layer, std::int64_t layer_count,
+          std::int64_t kv_dim, std::int64_t max_positions);
+  ~KvCache();
+  KvCache(const KvCache&) = delete;
+  KvCache& operator=(const KvCache&) = delete;
+
+  std::int64_t first_layer() const noexcept { return first_layer_; }
+  std::int64_t layer_count() const noexcept { return static_cast<std::int64_t>(layers_.size()); }
+  std::int64_t kv_dim() const noexcept { return kv_dim_; }
+  std::int64_t max_positions() const noexcept { return max_positions_; }
+  bool covers(std::int64_t layer) const noexcept {
+    return layer >= first_layer_ && layer < first_layer_ + layer_count();
+  }
+  // Positions stored for absolute layer `layer`.
+  std::int64_t length(std::int64_t layer) const { return at(layer).length; }
+
+  // Makes room for `n` more positions in `layer` (allocating from the budget) and returns the K and V
+  // rows for positions [length, length + n); the length advances by n. Throws KvBudgetError when
+  // the context or the budget would overflow (the cache is then unchanged).
+  struct Rows {
+    std::span<float> keys;
+    std::span<float> values;
+  };
+  Rows append(std::int64_t layer, std::int64_t n);
+  // All stored rows of `layer`: [length][kv_dim] each.
+  std::span<const float> keys(std::int64_t layer) const;
+  std::span<const float> values(std::int64_t layer) const;
+  // Forgets positions at and after `length` in every layer (keeps the memory): rolls back a failed
+  // forward pass.
+  void truncate(std::int64_t length) noexcept;
+
+  std::uint64_t allocated_bytes() const noexcept { return allocated_bytes_; }
+
+ private:
+  struct Layer {
+    std::vector<float> keys;
+    std::vector<float> values;
+    std::int64_t length = 0;
+    std::int64_t capacity = 0;
+  };
+  const Layer& at(std::int64_t layer) const;
+  Layer& at(std::int64_t layer);
+
+  std::shared_ptr<KvBudget> budget_;
+  std::int64_t first_layer_;
+  std::int64_t kv_dim_;
+  std::int64_t max_positions_;
+  std::vector<Layer> layers_;
+  std::uint64_t allocated_bytes_ = 0;
+};
+
+}  // namespace exo::inference

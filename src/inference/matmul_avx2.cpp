@@ -1,0 +1,512 @@
+// AVX2 + FMA + F16C kernels. This file alone is compiled with -mavx2 -mfma -mf16c (see
+// CMakeLists.txt); matmul.cpp calls into it only after checking the CPU supports those features.
+//
+// Design: every kernel works on a tile of R weight rows x NT tokens. A weight block is loaded and
+// decoded into registers once per tile and then multiplied with NT activation blocks, so prompt
+// processing decodes each block once per NT tokens; the accumulators of the whole tile live in
+// registers. Integer formats use the u8 x s8 multiply-add (vpmaddubsw) with the activation's sign
+// moved onto the weights' magnitudes for signed weights, then widen with vpmaddwd and scale in
+// float once per block (32-value formats) or once per super-block (k-quants, whose sub-block scales
+// are applied in the integer domain).
+#include <immintrin.h>
+
+#include <cstring>
+
+#include "inference/matmul_kernels.h"
+
+namespace exo::inference::kernels {
+
+namespace {
+
+using I64 = std::int64_t;
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+inline float f16(const std::uint8_t* at) {
+  std::uint16_t bits = 0;
+  std::memcpy(&bits, at, sizeof bits);
+  return _cvtsh_ss(bits);
+}
+
+inline std::uint32_t u32(const std::uint8_t* at) {
+  std::uint32_t v = 0;
+  std::memcpy(&v, at, sizeof v);
+  return v;
+}
+
+// Software prefetch distance for the weight streams. The out-of-order window alone keeps only a few
+// cache lines in flight per row; prefetching a page ahead roughly doubled matrix-vector throughput
+// from DRAM on the development machine (measured 512 B .. 8 KiB; 2-8 KiB were best).
+constexpr I64 prefetch_bytes = 4096;
+
+inline void prefetch(const std::uint8_t* at) {
+  _mm_prefetch(reinterpret_cast<const char*>(at + prefetch_bytes), _MM_HINT_T0);
+}
+
+inline __m256i load256(const void* at) {
+  return _mm256_loadu_si256(static_cast<const __m256i*>(at));
+}
+
+// 16 packed nibbles -> 32 bytes: low nibbles in bytes 0..15, high nibbles in bytes 16..31
+// (the 16 bytes loaded into both halves, the upper half shifted right by 4, then masked).
+inline __m256i spread_nibbles(const std::uint8_t* at) {
+  const __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at)));
+  const __m256i shifted = _mm256_srlv_epi32(both, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4));
+  return _mm256_and_si256(shifted, _mm256_set1_epi8(0x0F));
+}
+
+// Bit j of `bits` -> 0x10 in byte j (bit 4 of a 5-bit level).
+inline __m256i spread_bits_to_0x10(std::uint32_t bits) {
+  const __m256i select =
+      _mm256_setr_epi64x(0x0000000000000000, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303);
+  const __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)), select);
+  const __m256i mask = _mm256_set1_epi64x(static_cast<long long>(0x8040201008040201ULL));
+  const __m256i set = _mm256_cmpeq_epi8(_mm256_and_si256(bytes, mask), mask);
+  return _mm256_and_si256(set, _mm256_set1_epi8(0x10));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tile drivers: rows in groups of RB (then singles), tokens in groups of NTB (then the remainder).
+
+template <class K, int R, int NT>
+void run_tile(const WeightMatrix& w, const Activations& x, float* y, I64 r0, I64 t0) {
+  K::template tile<R, NT>(w, x, y, r0, t0);
+}
+
+template <class K, int R, int NTB>
+void run_token_tiles(const WeightMatrix& w, const Activations& x, float* y, I64 r0) {
+  I64 t = 0;
+  for (; t + NTB <= x.n_tokens; t += NTB) run_tile<K, R, NTB>(w, x, y, r0, t);
+  if constexpr (NTB > 4) {
+    if (x.n_tokens - t >= 4) {
+      run_tile<K, R, 4>(w, x, y, r0, t);
+      t += 4;
+    }
+  }
+  if constexpr (NTB > 1) {
+    switch (x.n_tokens - t) {  // 0..3 tokens left
+      case 3:
+        run_tile<K, R, 3>(w, x, y, r0, t);
+        break;
+      case 2:
+        run_tile<K, R, 2>(w, x, y, r0, t);
+        break;
+      case 1:
+        run_tile<K, R, 1>(w, x, y, r0, t);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+template <class K, int RB, int NTB>
+void drive(const WeightMatrix& w, const Activations& x, float* y, I64 row_begin, I64 row_end) {
+  I64 r = row_begin;
+  for (; r + RB <= row_end; r += RB) run_token_tiles<K, RB, NTB>(w, x, y, r);
+  for (; r < row_end; ++r) run_token_tiles<K, 1, NTB>(w, x, y, r);
+}
+
+// Matrix-vector products get more rows per tile (more independent streams, nothing to reuse);
+// batches get more tokens per tile.
+template <class K>
+void kernel_entry(const WeightMatrix& w, const Activations& x, float* y, I64 row_begin, I64 row_end) {
+  if (x.n_tokens == 1) {
+    drive<K, K::matvec_rows, 1>(w, x, y, row_begin, row_end);
+  } else {
+    drive<K, K::rows_per_tile, K::tokens_per_tile>(w, x, y, row_begin, row_end);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// F32 / F16 / BF16 weights, F32 activations.
+
+template <TensorType T>
+struct FloatKernel {
+  static constexpr int rows_per_tile = 2;
+  static constexpr int tokens_per_tile = 4;
+  static constexpr int matvec_rows = 4;
+
+  static __m256 load8(const std::uint8_t* row, I64 c) {
+    if constexpr (T == TensorType::F32) {
+      return _mm256_loadu_ps(reinterpret_cast<const float*>(row) + c);
+    } else if constexpr (T == TensorType::F16) {
+      return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * c)));
+    } else {
+      const __m256i wide =
+          _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(row + 2 * c)));
+      return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+    }
+  }
+
+  static float load1(const std::uint8_t* row, I64 c) {
+    if constexpr (T == TensorType::F32) {
+      float v = 0;
+      std::memcpy(&v, row + 4 * c, sizeof v);
+      return v;
+    } else if constexpr (T == TensorType::F16) {
+      return f16(row + 2 * c);
+    } else {
+      std::uint16_t bits = 0;
+      std::memcpy(&bits, row + 2 * c, sizeof bits);
+      const std::uint32_t wide = static_cast<std::uint32_t>(bits) << 16;
+      float v = 0;
+      std::memcpy(&v, &wide, sizeof v);
+      return v;
+    }
+  }
+
+  template <int R, int NT>
+  static void tile(const WeightMatrix& w, const Activations& x, float* y, I64 r0, I64 t0) {
+    __m256 acc[R][NT];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+      for (int t = 0; t < NT; ++t) acc[r][t] = _mm256_setzero_ps();
+    }
+    const std::uint8_t* rows[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) rows[r] = w.row(r0 + r);
+    const float* xs[NT];
+#pragma GCC unroll 8
+    for (int t = 0; t < NT; ++t) xs[t] = x.f32 + (t0 + t) * w.cols;
+    I64 c = 0;
+    for (; c + 8 <= w.cols; c += 8) {
+      __m256 wv[R];
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        constexpr I64 value_bytes = T == TensorType::F32 ? 4 : 2;
+        if ((c * value_bytes) % 64 == 0) prefetch(rows[r] + c * value_bytes);
+        wv[r] = load8(rows[r], c);
+      }
+#pragma GCC unroll 8
+      for (int t = 0; t < NT; ++t) {
+        const __m256 xv = _mm256_loadu_ps(xs[t] + c);
+#pragma GCC unroll 8
+        for (int r = 0; r < R; ++r) acc[r][t] = _mm256_fmadd_ps(wv[r], xv, acc[r][t]);
+      }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+      for (int t = 0; t < NT; ++t) {
+        float sum = hsum(acc[r][t]);
+        for (I64 k = c; k < w.cols; ++k) sum += load1(rows[r], k) * xs[t][k];
+        y[(t0 + t) * w.rows + r0 + r] = sum;
+      }
+    }
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// 32-value formats against Q8 activations.
+
+template <TensorType T>
+struct Q8Kernel {
+  // Chosen by measurement on the development machine (AVX2): 1 row x 8 tokens for batches, 2 rows
+  // for matrix-vector.
+  static constexpr int rows_per_tile = 1;
+  static constexpr int tokens_per_tile = 8;
+  static constexpr int matvec_rows = 2;
+  // Q8_0 levels are signed: the activation takes their sign (vpsignb) and vpmaddubsw multiplies
+  // their magnitudes. The other formats keep their unsigned levels (0..15 / 0..31); Q4_0 and Q5_0
+  // subtract their zero point (8 / 16) as zero_point * sum(activation levels), spread evenly over
+  // the 8 lanes of the integer dot product, and Q4_1 / Q5_1 add m * d_x * sum afterwards.
+  static constexpr bool is_signed = T == TensorType::Q8_0;
+  static constexpr int zero_point_eighths = T == TensorType::Q4_0 ? 1 : T == TensorType::Q5_0 ? 2 : 0;
+  static constexpr bool has_offset = T == TensorType::Q4_1 || T == TensorType::Q5_1;
+
+  // Decodes one block: levels q (signed for Q8_0, else unsigned), scale d and offset m.
+  static __m256i decode(const std::uint8_t* block, float& d, float& m) {
+    d = f16(block);
+    if constexpr (T == TensorType::Q8_0) {
+      return load256(block + 2);
+    } else if constexpr (T == TensorType::Q4_0) {
+      return spread_nibbles(block + 2);
+    } else if constexpr (T == TensorType::Q4_1) {
+      m = f16(block + 2);
+      return spread_nibbles(block + 4);
+    } else if constexpr (T == TensorType::Q5_0) {
+      return _mm256_or_si256(spread_nibbles(block + 6), spread_bits_to_0x10(u32(block + 2)));
+    } else {
+      m = f16(block + 2);
+      return _mm256_or_si256(spread_nibbles(block + 8), spread_bits_to_0x10(u32(block + 4)));
+    }
+  }
+
+  template <int R, int NT>
+  static void tile(const WeightMatrix& w, const Activations& x, float* y, I64 r0, I64 t0) {
+    constexpr I64 block_bytes = T == TensorType::Q8_0   ? 34
+                                : T == TensorType::Q4_0 ? 18
+                                : T == TensorType::Q4_1 ? 20
+                                : T == TensorType::Q5_0 ? 22
+                                                        : 24;
+    const I64 nb = w.cols / q8_block;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[R][NT];
+    float offset_acc[R][NT];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+      for (int t = 0; t < NT; ++t) {
+        acc[r][t] = _mm256_setzero_ps();
+        offset_acc[r][t] = 0.0f;
+      }
+    }
+    const std::uint8_t* rows[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) rows[r] = w.row(r0 + r);
+    const ActQ8* xs = x.q8 + t0 * nb;
+    for (I64 b = 0; b < nb; ++b) {
+      // Row-outer order keeps one decoded block live at a time (16 vector registers); the
+      // activation blocks are re-read from L1 for each row.
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) {
+        float d = 0.0f;
+        float m = 0.0f;
+        // Weight rows stream from memory once per tile: prefetch ahead so enough cache lines are in
+        // flight (the out-of-order window alone covers only a few blocks).
+        prefetch(rows[r] + b * block_bytes);
+        const __m256i q = decode(rows[r] + b * block_bytes, d, m);
+        __m256i magnitude = q;
+        if constexpr (is_signed) magnitude = _mm256_sign_epi8(q, q);
+        const __m256 dw = _mm256_set1_ps(d);
+#pragma GCC unroll 8
+        for (int t = 0; t < NT; ++t) {
+          const ActQ8& a = xs[t * nb + b];
+          const __m256i xq = load256(a.qs);
+          __m256i products;
+          if constexpr (is_signed) {
+            products = _mm256_maddubs_epi16(magnitude, _mm256_sign_epi8(xq, q));
+          } else {
+            products = _mm256_maddubs_epi16(q, xq);
+          }
+          __m256i dot = _mm256_madd_epi16(products, ones);
+          if constexpr (zero_point_eighths != 0)
+            dot = _mm256_sub_epi32(dot, _mm256_set1_epi32(zero_point_eighths * a.sum));
+          const __m256 sum = _mm256_cvtepi32_ps(dot);
+          acc[r][t] = _mm256_fmadd_ps(sum, _mm256_mul_ps(dw, _mm256_broadcast_ss(&a.d)), acc[r][t]);
+          if constexpr (has_offset) offset_acc[r][t] += m * a.d * static_cast<float>(a.sum);
+        }
+      }
+    }
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+#pragma GCC unroll 8
+      for (int t = 0; t < NT; ++t) y[(t0 + t) * w.rows + r0 + r] = hsum(acc[r][t]) + offset_acc[r][t];
+    }
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// k-quants against Q8K activations (one row per tile; the per-super-block state is large).
+
+// The 12 packed bytes of 6-bit scales and mins as vectors: scales as 16-bit values sc0..sc7 in both
+// 128-bit lanes, mins as m0,m0,m1,m1,...,m7,m7 (one per 16-value activation group, for the bsums).
+struct ScalesMins {
+  __m256i scales16;
+  __m256i mins16;
+};
+
+inline ScalesMins unpack_scales_mins(const std::uint8_t* packed) {
+  std::uint32_t w[3];
+  std::memcpy(w, packed, sizeof w);
+  const std::uint32_t sc_lo = w[0] & 0x3F3F3F3Fu;
+  const std::uint32_t sc_hi = (w[2] & 0x0F0F0F0Fu) | ((w[0] >> 2) & 0x30303030u);
+  const std::uint32_t m_lo = w[1] & 0x3F3F3F3Fu;
+  const std::uint32_t m_hi = ((w[2] >> 4) & 0x0F0F0F0Fu) | ((w[1] >> 2) & 0x30303030u);
+  const __m128i sc8 = _mm_setr_epi32(static_cast<int>(sc_lo), static_cast<int>(sc_hi), 0, 0);
+  const __m128i m8 = _mm_setr_epi32(static_cast<int>(m_lo), static_cast<int>(m_hi), 0, 0);
+  return {_mm256_broadcastsi128_si256(_mm_cvtepu8_epi16(sc8)),
+          _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8))};
+}
+
+// Broadcasts 16-bit element k of each 128-bit lane over that lane (shuffle indices 2k, 2k + 1).
+inline __m256i lane_broadcast16(__m256i v, int k_low_lane, int k_high_lane) {
+  const auto pair = [](int k) {
+    return static_cast<long long>(0x0101010101010101ULL * static_cast<unsigned>(2 * k) +
+                                  0x0100010001000100ULL);
+  };
+  return _mm256_shuffle_epi8(
+      v, _mm256_setr_epi64x(pair(k_low_lane), pair(k_low_lane), pair(k_high_lane), pair(k_high_lane)));
+}
+
+template <TensorType T>
+struct Q45KKernel {
+  static constexpr int rows_per_tile = 1;
+  static constexpr int tokens_per_tile = 4;
+  static constexpr int matvec_rows = 4;
+  static constexpr bool five_bit = T == TensorType::Q5_K;
+  static constexpr I64 block_bytes = five_bit ? 176 : 144;
+
+  template <int R, int NT>
+  static void tile(const WeightMatrix& w, const Activations& x, float* y, I64 r0, I64 t0) {
+    static_assert(R == 1 || R == 4);
+    if constexpr (R > 1) {
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) tile<1, NT>(w, x, y, r0 + r, t0);
+    } else {
+      const I64 nb = w.cols / q8k_block;
+      const std::uint8_t* row = w.row(r0);
+      const ActQ8K* xs = x.q8k + t0 * nb;
+      const __m256i low_mask = _mm256_set1_epi8(0x0F);
+      __m256 acc[NT];
+#pragma GCC unroll 8
+      for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+      for (I64 b = 0; b < nb; ++b) {
+        const std::uint8_t* block = row + b * block_bytes;
+        for (I64 line = 0; line < block_bytes; line += 64) prefetch(block + line);
+        const float d = f16(block);
+        const float dmin = f16(block + 2);
+        const ScalesMins sm = unpack_scales_mins(block + 4);
+        const std::uint8_t* nibbles = block + (five_bit ? 48 : 16);
+        __m256i high_bits = _mm256_setzero_si256();
+        if constexpr (five_bit) high_bits = load256(block + 16);
+        __m256i iacc[NT];
+#pragma GCC unroll 8
+        for (int t = 0; t < NT; ++t) iacc[t] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+        for (int chunk = 0; chunk < 4; ++chunk) {
+          const __m256i raw = load256(nibbles + 32 * chunk);
+          __m256i lo = _mm256_and_si256(raw, low_mask);
+          __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low_mask);
+          if constexpr (five_bit) {
+            const __m256i one = _mm256_set1_epi8(1);
+            const __m256i bit_lo = _mm256_and_si256(_mm256_srli_epi16(high_bits, 2 * chunk), one);
+            const __m256i bit_hi = _mm256_and_si256(_mm256_srli_epi16(high_bits, 2 * chunk + 1), one);
+            lo = _mm256_or_si256(lo, _mm256_slli_epi16(bit_lo, 4));
+            hi = _mm256_or_si256(hi, _mm256_slli_epi16(bit_hi, 4));
+          }
+          const __m256i scale_lo = lane_broadcast16(sm.scales16, 2 * chunk, 2 * chunk);
+          const __m256i scale_hi = lane_broadcast16(sm.scales16, 2 * chunk + 1, 2 * chunk + 1);
+#pragma GCC unroll 8
+          for (int t = 0; t < NT; ++t) {
+            const std::int8_t* xq = xs[t * nb + b].qs + 64 * chunk;
+            const __m256i p_lo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, load256(xq)), scale_lo);
+            const __m256i p_hi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, load256(xq + 32)), scale_hi);
+            iacc[t] = _mm256_add_epi32(iacc[t], _mm256_add_epi32(p_lo, p_hi));
+          }
+        }
+#pragma GCC unroll 8
+        for (int t = 0; t < NT; ++t) {
+          const ActQ8K& a = xs[t * nb + b];
+          const __m256i min_sums = _mm256_madd_epi16(sm.mins16, load256(a.bsums));
+          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[t]), _mm256_set1_ps(d * a.d), acc[t]);
+          acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(min_sums), _mm256_set1_ps(dmin * a.d), acc[t]);
+        }
+      }
+#pragma GCC unroll 8
+      for (int t = 0; t < NT; ++t) y[(t0 + t) * w.rows + r0] = hsum(acc[t]);
+    }
+  }
+};
+
+struct Q6KKernel {
+  static constexpr int rows_per_tile = 1;
+  static constexpr int tokens_per_tile = 4;
+  static constexpr int matvec_rows = 4;
+  static constexpr I64 block_bytes = 210;
+
+  template <int R, int NT>
+  static void tile(const WeightMatrix& w, const Activations& x, float* y, I64 r0, I64 t0) {
+    static_assert(R == 1 || R == 4);
+    if constexpr (R > 1) {
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) tile<1, NT>(w, x, y, r0 + r, t0);
+    } else {
+      const I64 nb = w.cols / q8k_block;
+      const std::uint8_t* row = w.row(r0);
+      const ActQ8K* xs = x.q8k + t0 * nb;
+      const __m256i low_mask = _mm256_set1_epi8(0x0F);
+      const __m256i two_bits = _mm256_set1_epi8(0x03);
+      __m256 acc[NT];
+#pragma GCC unroll 8
+      for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+      for (I64 b = 0; b < nb; ++b) {
+        const std::uint8_t* block = row + b * block_bytes;
+        for (I64 line = 0; line < block_bytes; line += 64) prefetch(block + line);
+        const std::uint8_t* ql = block;
+        const std::uint8_t* qh = block + 128;
+        const auto* sc = reinterpret_cast<const std::int8_t*>(block + 192);
+        const float d = f16(block + 208);
+        const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc)));
+        __m256i iacc[NT];
+#pragma GCC unroll 8
+        for (int t = 0; t < NT; ++t) {
+          // The -32 level offset: sum over sub-blocks of scale * 32 * (sum of activations).
+          const __m256i offsets = _mm256_madd_epi16(scales16, load256(xs[t * nb + b].bsums));
+          iacc[t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(offsets, 5));
+        }
+#pragma GCC unroll 2
+        for (int half = 0; half < 2; ++half) {
+          const __m256i low0 = load256(ql + 64 * half);
+          const __m256i low1 = load256(ql + 64 * half + 32);
+          const __m256i high = load256(qh + 32 * half);
+          // Both lanes: the 8 sub-block scales of this half (16-bit).
+          const __m256i half_scales = half == 0 ? _mm256_permute2x128_si256(scales16, scales16, 0x00)
+                                                : _mm256_permute2x128_si256(scales16, scales16, 0x11);
+#pragma GCC unroll 4
+          for (int g = 0; g < 4; ++g) {
+            const __m256i low_src = (g & 1) != 0 ? low1 : low0;
+            const __m256i low = g < 2 ? _mm256_and_si256(low_src, low_mask)
+                                      : _mm256_and_si256(_mm256_srli_epi16(low_src, 4), low_mask);
+            const __m256i top =
+                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(high, 2 * g), two_bits), 4);
+            const __m256i q = _mm256_or_si256(low, top);
+            const __m256i scale = lane_broadcast16(half_scales, 2 * g, 2 * g + 1);
+#pragma GCC unroll 8
+            for (int t = 0; t < NT; ++t) {
+              const std::int8_t* xq = xs[t * nb + b].qs + 128 * half + 32 * g;
+              const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, load256(xq)), scale);
+              iacc[t] = _mm256_add_epi32(iacc[t], p);
+            }
+          }
+        }
+#pragma GCC unroll 8
+        for (int t = 0; t < NT; ++t) {
+          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[t]), _mm256_set1_ps(d * xs[t * nb + b].d), acc[t]);
+        }
+      }
+#pragma GCC unroll 8
+      for (int t = 0; t < NT; ++t) y[(t0 + t) * w.rows + r0] = hsum(acc[t]);
+    }
+  }
+};
+
+}  // namespace
+
+RowKernel avx2_kernel(TensorType type) noexcept {
+  switch (type) {
+    case TensorType::F32:
+      return kernel_entry<FloatKernel<TensorType::F32>>;
+    case TensorType::F16:
+      return kernel_entry<FloatKernel<TensorType::F16>>;
+    case TensorType::BF16:
+      return kernel_entry<FloatKernel<TensorType::BF16>>;
+    case TensorType::Q8_0:
+      return kernel_entry<Q8Kernel<TensorType::Q8_0>>;
+    case TensorType::Q4_0:
+      return kernel_entry<Q8Kernel<TensorType::Q4_0>>;
+    case TensorType::Q4_1:
+      return kernel_entry<Q8Kernel<TensorType::Q4_1>>;
+    case TensorType::Q5_0:
+      return kernel_entry<Q8Kernel<TensorType::Q5_0>>;
+    case TensorType::Q5_1:
+      return kernel_entry<Q8Kernel<TensorType::Q5_1>>;
+    case TensorType::Q4_K:
+      return kernel_entry<Q45KKernel<TensorType::Q4_K>>;
+    case TensorType::Q5_K:
+      return kernel_entry<Q45KKernel<TensorType::Q5_K>>;
+    case TensorType::Q6_K:
+      return kernel_entry<Q6KKernel>;
+    default:
+      return nullptr;
+  }
+}
+
+}  // namespace exo::inference::kernels

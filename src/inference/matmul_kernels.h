@@ -1,0 +1,65 @@
+// Internal interface between matmul.cpp (dispatch, activation quantization, threading) and the
+// per-variant kernel files (matmul_portable.cpp, matmul_avx2.cpp). Not part of the public API.
+//
+// Contract
+// - Activations arrive in the format the weight type needs (activation_format()):
+//   * F32: the caller's float rows as they are (F32 / F16 / BF16 weights);
+//   * Q8: per token, cols / 32 blocks ActQ8: d is the block scale rounded through f16 (as ggml's
+//     Q8_0 stores it), qs = round(x / (amax / 127)), sum = the sum of qs (for the offset formats);
+//   * Q8K: per token, cols / 256 blocks ActQ8K: d = 1 / (-128 / signed extreme), qs clamped to
+//     [-128, 127], bsums[j] = sum of qs[16j .. 16j + 15].
+// - A kernel computes y[t * w.rows + r] for every token t and every row r in [row_begin, row_end).
+//   Kernels read only their rows and write only their outputs: disjoint row ranges may run on
+//   different threads at once. Every variant evaluates the same integer dot products; only the order
+//   of float additions differs.
+#pragma once
+
+#include <cstdint>
+
+#include "inference/matmul.h"
+
+namespace exo::inference::kernels {
+
+inline constexpr int q8_block = 32;
+inline constexpr int q8k_block = 256;
+
+struct ActQ8 {
+  float d;
+  std::int32_t sum;
+  std::int8_t qs[q8_block];
+};
+static_assert(sizeof(ActQ8) == 40);
+
+struct ActQ8K {
+  float d;
+  std::int16_t bsums[q8k_block / 16];
+  std::int8_t qs[q8k_block];
+};
+static_assert(sizeof(ActQ8K) == 292);
+
+enum class ActivationFormat : std::uint8_t { F32, Q8, Q8K };
+
+struct Activations {
+  ActivationFormat format = ActivationFormat::F32;
+  std::int64_t n_tokens = 0;
+  const float* f32 = nullptr;   // [n_tokens][cols]
+  const ActQ8* q8 = nullptr;    // [n_tokens][cols / 32]
+  const ActQ8K* q8k = nullptr;  // [n_tokens][cols / 256]
+};
+
+// The activation format of a weight type; throws TensorTypeError for unsupported types.
+ActivationFormat activation_format(TensorType type);
+
+using RowKernel = void (*)(const WeightMatrix& w, const Activations& x, float* y, std::int64_t row_begin,
+                           std::int64_t row_end);
+
+// Quantizes n values (a multiple of the block) into blocks; portable, shared by every variant so the
+// activations are identical whatever kernel runs.
+void quantize_activation_q8(const float* x, std::int64_t n, ActQ8* out);
+void quantize_activation_q8k(const float* x, std::int64_t n, ActQ8K* out);
+
+// Kernel of `type` for each variant; nullptr when the variant has no kernel for the type.
+RowKernel portable_kernel(TensorType type) noexcept;
+RowKernel avx2_kernel(TensorType type) noexcept;
+
+}  // namespace exo::inference::kernels

@@ -1,0 +1,248 @@
+// Portable kernels (plain C++): each weight row is decoded once into integer levels plus scales, then
+// dotted with every token's quantized activation using integer sums. Same arithmetic as the SIMD
+// kernels, so they double as a second oracle for them.
+#include <cstring>
+#include <vector>
+
+#include "inference/half_float.h"
+#include "inference/matmul_kernels.h"
+#include "inference/quants.h"
+
+namespace exo::inference::kernels {
+
+namespace {
+
+float load_f16(const std::uint8_t* at) {
+  std::uint16_t bits = 0;
+  std::memcpy(&bits, at, sizeof bits);
+  return fp16_to_float(bits);
+}
+
+std::uint32_t load_u32(const std::uint8_t* at) {
+  std::uint32_t v = 0;
+  std::memcpy(&v, at, sizeof v);
+  return v;
+}
+
+// ---- float weights ----
+
+void float_rows(const WeightMatrix& w, const Activations& x, float* y, std::int64_t row_begin,
+                std::int64_t row_end) {
+  thread_local std::vector<float> row;
+  row.resize(static_cast<std::size_t>(w.cols));
+  for (std::int64_t r = row_begin; r < row_end; ++r) {
+    dequantize_row(w.type, std::span<const std::uint8_t>(w.row(r), w.row_bytes), row);
+    for (std::int64_t t = 0; t < x.n_tokens; ++t) {
+      const float* xt = x.f32 + t * w.cols;
+      float partial[8] = {};
+      std::int64_t c = 0;
+      for (; c + 8 <= w.cols; c += 8) {
+        for (int k = 0; k < 8; ++k) partial[k] += row[static_cast<std::size_t>(c + k)] * xt[c + k];
+      }
+      for (; c < w.cols; ++c) partial[c % 8] += row[static_cast<std::size_t>(c)] * xt[c];
+      float sum = 0;
+      for (float p : partial) sum += p;
+      y[t * w.rows + r] = sum;
+    }
+  }
+}
+
+// ---- 32-value formats against ActQ8: value = d * q + m ----
+
+struct Decoded32 {
+  std::vector<std::int8_t> q;
+  std::vector<float> d;
+  std::vector<float> m;
+};
+
+void decode_block32(TensorType type, const std::uint8_t* b, std::int8_t* q, float& d, float& m) {
+  m = 0.0f;
+  d = load_f16(b);
+  switch (type) {
+    case TensorType::Q8_0:
+      std::memcpy(q, b + 2, 32);
+      break;
+    case TensorType::Q4_0:
+      for (int j = 0; j < 16; ++j) {
+        q[j] = static_cast<std::int8_t>((b[2 + j] & 0x0F) - 8);
+        q[j + 16] = static_cast<std::int8_t>((b[2 + j] >> 4) - 8);
+      }
+      break;
+    case TensorType::Q4_1:
+      m = load_f16(b + 2);
+      for (int j = 0; j < 16; ++j) {
+        q[j] = static_cast<std::int8_t>(b[4 + j] & 0x0F);
+        q[j + 16] = static_cast<std::int8_t>(b[4 + j] >> 4);
+      }
+      break;
+    case TensorType::Q5_0:
+    case TensorType::Q5_1: {
+      const bool offset = type == TensorType::Q5_1;
+      if (offset) m = load_f16(b + 2);
+      const std::uint32_t qh = load_u32(b + (offset ? 4 : 2));
+      const std::uint8_t* nib = b + (offset ? 8 : 6);
+      const int bias = offset ? 0 : 16;
+      for (int j = 0; j < 16; ++j) {
+        const int lo = (nib[j] & 0x0F) | static_cast<int>(((qh >> j) & 1u) << 4);
+        const int hi = (nib[j] >> 4) | static_cast<int>(((qh >> (j + 16)) & 1u) << 4);
+        q[j] = static_cast<std::int8_t>(lo - bias);
+        q[j + 16] = static_cast<std::int8_t>(hi - bias);
+      }
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+void q8_rows(const WeightMatrix& w, const Activations& x, float* y, std::int64_t row_begin,
+             std::int64_t row_end) {
+  const std::int64_t nb = w.cols / q8_block;
+  const std::size_t block_bytes = tensor_type_info(w.type).bytes_per_block;
+  thread_local Decoded32 dec;
+  dec.q.resize(static_cast<std::size_t>(w.cols));
+  dec.d.resize(static_cast<std::size_t>(nb));
+  dec.m.resize(static_cast<std::size_t>(nb));
+  const bool has_offset = w.type == TensorType::Q4_1 || w.type == TensorType::Q5_1;
+  for (std::int64_t r = row_begin; r < row_end; ++r) {
+    const std::uint8_t* row = w.row(r);
+    for (std::int64_t b = 0; b < nb; ++b) {
+      const auto bi = static_cast<std::size_t>(b);
+      decode_block32(w.type, row + bi * block_bytes, dec.q.data() + b * q8_block, dec.d[bi], dec.m[bi]);
+    }
+    for (std::int64_t t = 0; t < x.n_tokens; ++t) {
+      const ActQ8* a = x.q8 + t * nb;
+      float sum = 0.0f;
+      for (std::int64_t b = 0; b < nb; ++b) {
+        const std::int8_t* q = dec.q.data() + b * q8_block;
+        std::int32_t dot = 0;
+        for (int j = 0; j < q8_block; ++j) dot += static_cast<std::int32_t>(q[j]) * a[b].qs[j];
+        const auto bi = static_cast<std::size_t>(b);
+        sum += dec.d[bi] * a[b].d * static_cast<float>(dot);
+        if (has_offset) sum += dec.m[bi] * a[b].d * static_cast<float>(a[b].sum);
+      }
+      y[t * w.rows + r] = sum;
+    }
+  }
+}
+
+// ---- k-quants against ActQ8K ----
+
+struct ScaleMin {
+  int scale;
+  int min;
+};
+
+ScaleMin unpack_scale_min(const std::uint8_t* packed, int j) {
+  if (j < 4) return {packed[j] & 63, packed[j + 4] & 63};
+  return {(packed[j + 4] & 0x0F) | ((packed[j - 4] >> 6) << 4),
+          (packed[j + 4] >> 4) | ((packed[j] >> 6) << 4)};
+}
+
+// One super-block of Q4_K / Q5_K against one activation block.
+float dot_q45k(const std::uint8_t* b, bool five_bit, const ActQ8K& a) {
+  const float d = load_f16(b);
+  const float dmin = load_f16(b + 2);
+  const std::uint8_t* packed = b + 4;
+  const std::uint8_t* qh = b + 16;
+  const std::uint8_t* nib = b + (five_bit ? 48 : 16);
+  std::int32_t scaled = 0;
+  std::int32_t mins = 0;
+  for (int chunk = 0; chunk < 4; ++chunk) {
+    const ScaleMin lo = unpack_scale_min(packed, 2 * chunk);
+    const ScaleMin hi = unpack_scale_min(packed, 2 * chunk + 1);
+    std::int32_t dot_lo = 0;
+    std::int32_t dot_hi = 0;
+    for (int l = 0; l < 32; ++l) {
+      int q_lo = nib[32 * chunk + l] & 0x0F;
+      int q_hi = nib[32 * chunk + l] >> 4;
+      if (five_bit) {
+        q_lo |= ((qh[l] >> (2 * chunk)) & 1) << 4;
+        q_hi |= ((qh[l] >> (2 * chunk + 1)) & 1) << 4;
+      }
+      dot_lo += q_lo * a.qs[64 * chunk + l];
+      dot_hi += q_hi * a.qs[64 * chunk + 32 + l];
+    }
+    scaled += lo.scale * dot_lo + hi.scale * dot_hi;
+    mins += lo.min * (a.bsums[4 * chunk] + a.bsums[4 * chunk + 1]) +
+            hi.min * (a.bsums[4 * chunk + 2] + a.bsums[4 * chunk + 3]);
+  }
+  return d * a.d * static_cast<float>(scaled) - dmin * a.d * static_cast<float>(mins);
+}
+
+float dot_q6k(const std::uint8_t* b, const ActQ8K& a) {
+  const std::uint8_t* ql = b;
+  const std::uint8_t* qh = b + 128;
+  const auto* scales = reinterpret_cast<const std::int8_t*>(b + 192);
+  const float d = load_f16(b + 208);
+  std::int32_t total = 0;
+  for (int half = 0; half < 2; ++half) {
+    std::int32_t group_dot[8] = {};  // per 16-value sub-block of this half
+    for (int l = 0; l < 32; ++l) {
+      const std::uint8_t low0 = ql[64 * half + l];
+      const std::uint8_t low1 = ql[64 * half + 32 + l];
+      const std::uint8_t high = qh[32 * half + l];
+      const int q[4] = {(low0 & 0x0F) | ((high & 3) << 4), (low1 & 0x0F) | (((high >> 2) & 3) << 4),
+                        (low0 >> 4) | (((high >> 4) & 3) << 4), (low1 >> 4) | (((high >> 6) & 3) << 4)};
+      for (int g = 0; g < 4; ++g) {
+        const int v = 128 * half + 32 * g + l;
+        group_dot[2 * g + l / 16] += (q[g] - 32) * a.qs[v];
+      }
+    }
+    for (int s = 0; s < 8; ++s) total += scales[8 * half + s] * group_dot[s];
+  }
+  return d * a.d * static_cast<float>(total);
+}
+
+void q8k_rows(const WeightMatrix& w, const Activations& x, float* y, std::int64_t row_begin,
+              std::int64_t row_end) {
+  const std::int64_t nb = w.cols / q8k_block;
+  const std::size_t block_bytes = tensor_type_info(w.type).bytes_per_block;
+  for (std::int64_t r = row_begin; r < row_end; ++r) {
+    const std::uint8_t* row = w.row(r);
+    for (std::int64_t t = 0; t < x.n_tokens; ++t) {
+      const ActQ8K* a = x.q8k + t * nb;
+      float sum = 0.0f;
+      for (std::int64_t b = 0; b < nb; ++b) {
+        const std::uint8_t* block = row + static_cast<std::size_t>(b) * block_bytes;
+        switch (w.type) {
+          case TensorType::Q4_K:
+            sum += dot_q45k(block, false, a[b]);
+            break;
+          case TensorType::Q5_K:
+            sum += dot_q45k(block, true, a[b]);
+            break;
+          default:
+            sum += dot_q6k(block, a[b]);
+            break;
+        }
+      }
+      y[t * w.rows + r] = sum;
+    }
+  }
+}
+
+}  // namespace
+
+RowKernel portable_kernel(TensorType type) noexcept {
+  switch (type) {
+    case TensorType::F32:
+    case TensorType::F16:
+    case TensorType::BF16:
+      return float_rows;
+    case TensorType::Q8_0:
+    case TensorType::Q4_0:
+    case TensorType::Q4_1:
+    case TensorType::Q5_0:
+    case TensorType::Q5_1:
+      return q8_rows;
+    case TensorType::Q4_K:
+    case TensorType::Q5_K:
+    case TensorType::Q6_K:
+      return q8k_rows;
+    default:
+      return nullptr;
+  }
+}
+
+}  // namespace exo::inference::kernels

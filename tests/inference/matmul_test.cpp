@@ -1,0 +1,347 @@
+// Fast matmul kernels against the scalar oracle (matmul_reference), for every weight type and every
+// kernel variant this CPU supports, on random data of awkward sizes.
+//
+// Tolerances are derived, not tuned: the fast paths quantize each activation block before the
+// integer dot products, so y differs from the oracle by at most sum_i |w_i| * e_i, where e_i bounds
+// the activation rounding error of element i:
+// - 32-value (Q8) blocks: q = round(x / d), d = amax / 127, and the dot uses d rounded to f16
+//   (relative error <= 2^-11): e <= d / 2 + 127 * d * 2^-11 < 0.57 * d.
+// - 256-value (Q8K) blocks: q = round(x / d) with d = |extreme| / 128, the positive extreme clamped
+//   from 128 to 127: e <= d.
+// On top, float accumulation (F32 FMA, lane sums, per-block scales): 1e-4 * sum_i |w_i * x_i|.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "inference/half_float.h"
+#include "inference/matmul.h"
+#include "inference/matmul_kernels.h"
+#include "inference/quants.h"
+
+namespace exo::inference {
+namespace {
+
+struct RandomMatrix {
+  TensorType type;
+  std::int64_t rows;
+  std::int64_t cols;
+  std::vector<std::uint8_t> bytes;
+  WeightMatrix view() const {
+    WeightMatrix w;
+    w.type = type;
+    w.data = bytes.data();
+    w.rows = rows;
+    w.cols = cols;
+    w.row_bytes = bytes.size() / static_cast<std::size_t>(rows);
+    return w;
+  }
+};
+
+void put_f16(std::uint8_t* at, float value) {
+  const std::uint16_t bits = float_to_fp16(value);
+  std::memcpy(at, &bits, sizeof bits);
+}
+
+// Byte offsets of the f16 scale fields inside one block of each quantized type.
+std::vector<int> f16_fields(TensorType type) {
+  switch (type) {
+    case TensorType::Q8_0:
+    case TensorType::Q4_0:
+    case TensorType::Q5_0:
+      return {0};
+    case TensorType::Q4_1:
+    case TensorType::Q5_1:
+    case TensorType::Q4_K:
+    case TensorType::Q5_K:
+      return {0, 2};
+    case TensorType::Q6_K:
+      return {208};
+    default:
+      return {};
+  }
+}
+
+// Random blocks: every level/scale byte uniformly random (so extreme levels such as -128 for Q8_0 or
+// 63 for the 6-bit scales occur), the f16 scale fields set to moderate positive values.
+RandomMatrix random_blocks(TensorType type, std::int64_t rows, std::int64_t cols, std::mt19937& rng) {
+  const TensorTypeInfo& info = tensor_type_info(type);
+  const std::size_t row_bytes = *checked_byte_size(type, static_cast<std::uint64_t>(cols));
+  RandomMatrix m{type, rows, cols, std::vector<std::uint8_t>(row_bytes * static_cast<std::size_t>(rows))};
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::uniform_real_distribution<float> scale(0.001f, 0.05f);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  if (type == TensorType::F32 || type == TensorType::F16 || type == TensorType::BF16) {
+    std::vector<float> row(static_cast<std::size_t>(cols));
+    for (std::int64_t r = 0; r < rows; ++r) {
+      for (auto& v : row) v = normal(rng);
+      quantize_row(type, row, std::span(m.bytes).subspan(static_cast<std::size_t>(r) * row_bytes, row_bytes));
+    }
+    return m;
+  }
+  for (auto& b : m.bytes) b = static_cast<std::uint8_t>(byte(rng));
+  const auto fields = f16_fields(type);
+  for (std::size_t at = 0; at < m.bytes.size(); at += info.bytes_per_block) {
+    for (int field : fields) put_f16(m.bytes.data() + at + field, scale(rng));
+  }
+  return m;
+}
+
+// Realistic blocks: random normal weights through our quantizers.
+RandomMatrix quantized_normal(TensorType type, std::int64_t rows, std::int64_t cols, std::mt19937& rng) {
+  const std::size_t row_bytes = *checked_byte_size(type, static_cast<std::uint64_t>(cols));
+  RandomMatrix m{type, rows, cols, std::vector<std::uint8_t>(row_bytes * static_cast<std::size_t>(rows))};
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  std::vector<float> row(static_cast<std::size_t>(cols));
+  for (std::int64_t r = 0; r < rows; ++r) {
+    for (auto& v : row) v = normal(rng);
+    quantize_row(type, row, std::span(m.bytes).subspan(static_cast<std::size_t>(r) * row_bytes, row_bytes));
+  }
+  return m;
+}
+
+std::vector<float> random_activations(std::int64_t n, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(static_cast<std::size_t>(n));
+  for (auto& v : x) v = normal(rng);
+  // A few outliers, as real activations have: they set the block scales.
+  for (std::size_t i = 0; i < x.size(); i += 97) x[i] *= 8.0f;
+  return x;
+}
+
+// The bound of the file comment for output (t, r).
+double tolerance(const WeightMatrix& w, const std::vector<float>& x, std::int64_t t, std::int64_t r) {
+  std::vector<float> row(static_cast<std::size_t>(w.cols));
+  dequantize_matrix_row(w, r, row);
+  const float* xt = x.data() + t * w.cols;
+  const auto format = kernels::activation_format(w.type);
+  const std::int64_t block = format == kernels::ActivationFormat::Q8    ? 32
+                             : format == kernels::ActivationFormat::Q8K ? 256
+                                                                        : w.cols;
+  double bound = 1e-6;
+  for (std::int64_t b0 = 0; b0 < w.cols; b0 += block) {
+    double amax = 0;
+    double abs_w = 0;
+    double abs_wx = 0;
+    for (std::int64_t c = b0; c < b0 + block; ++c) {
+      amax = std::max(amax, std::fabs(static_cast<double>(xt[c])));
+      abs_w += std::fabs(row[static_cast<std::size_t>(c)]);
+      abs_wx += std::fabs(static_cast<double>(row[static_cast<std::size_t>(c)]) * xt[c]);
+    }
+    if (format == kernels::ActivationFormat::Q8) bound += 0.57 * amax / 127.0 * abs_w;
+    if (format == kernels::ActivationFormat::Q8K) bound += amax / 128.0 * abs_w;
+    bound += 1e-4 * abs_wx;
+  }
+  return bound;
+}
+
+void expect_close_to_reference(KernelVariant variant, const RandomMatrix& m, std::int64_t n_tokens,
+                               ComputePool& pool, std::mt19937& rng) {
+  const WeightMatrix w = m.view();
+  const auto x = random_activations(n_tokens * w.cols, rng);
+  std::vector<float> expected(static_cast<std::size_t>(n_tokens * w.rows));
+  // Canaries after the output catch writes past the end.
+  constexpr std::size_t canaries = 64;
+  std::vector<float> padded(expected.size() + canaries, -12345.0f);
+  const std::span<float> actual(padded.data(), expected.size());
+  std::fill(actual.begin(), actual.end(), std::nanf(""));
+  matmul_reference(w, x, n_tokens, expected);
+  matmul_with(variant, w, x, n_tokens, actual, pool);
+  for (std::size_t i = expected.size(); i < padded.size(); ++i)
+    ASSERT_EQ(padded[i], -12345.0f) << "write past the output, " << tensor_type_name(w.type) << " tokens "
+                                    << n_tokens;
+  for (std::int64_t t = 0; t < n_tokens; ++t) {
+    for (std::int64_t r = 0; r < w.rows; ++r) {
+      const auto i = static_cast<std::size_t>(t * w.rows + r);
+      ASSERT_LE(std::fabs(static_cast<double>(actual[i]) - expected[i]), tolerance(w, x, t, r))
+          << kernel_variant_name(variant) << " " << tensor_type_name(w.type) << " " << w.rows << "x" << w.cols
+          << " tokens " << n_tokens << " at token " << t << " row " << r << ": " << actual[i] << " vs "
+          << expected[i];
+    }
+  }
+}
+
+const TensorType all_types[] = {TensorType::F32,  TensorType::F16,  TensorType::BF16, TensorType::Q8_0,
+                                TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1,
+                                TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K};
+
+std::vector<std::int64_t> awkward_cols(TensorType type) {
+  const auto block = tensor_type_info(type).block_size;
+  if (block == 1) return {1, 7, 8, 40, 263};
+  if (block == 32) return {32, 96, 288};
+  return {256, 768};
+}
+
+class MatmulVariantTest : public ::testing::TestWithParam<KernelVariant> {};
+
+TEST_P(MatmulVariantTest, EveryTypeMatchesTheReferenceOnAwkwardShapes) {
+  const KernelVariant variant = GetParam();
+  ComputePool pool(2);
+  std::mt19937 rng(1234);
+  for (TensorType type : all_types) {
+    for (std::int64_t cols : awkward_cols(type)) {
+      for (std::int64_t rows : {1, 3, 7, 37}) {
+        const RandomMatrix m = random_blocks(type, rows, cols, rng);
+        for (std::int64_t n_tokens : {1, 2, 3, 4, 5, 7, 8, 12, 13, 17}) {
+          expect_close_to_reference(variant, m, n_tokens, pool, rng);
+          if (HasFatalFailure()) return;
+        }
+      }
+    }
+  }
+}
+
+TEST_P(MatmulVariantTest, QuantizedNormalWeightsMatchTheReference) {
+  const KernelVariant variant = GetParam();
+  ComputePool pool(3);
+  std::mt19937 rng(99);
+  for (TensorType type : all_types) {
+    const std::int64_t cols = tensor_type_info(type).block_size == 256 ? 512 : 160;
+    const RandomMatrix m = quantized_normal(type, 67, cols, rng);
+    for (std::int64_t n_tokens : {1, 4, 9}) {
+      expect_close_to_reference(variant, m, n_tokens, pool, rng);
+      if (HasFatalFailure()) return;
+    }
+  }
+}
+
+TEST_P(MatmulVariantTest, AgreesWithThePortableKernelsToRounding) {
+  // Every variant computes the same integer dot products, so only float summation order differs.
+  const KernelVariant variant = GetParam();
+  ComputePool pool(2);
+  std::mt19937 rng(7);
+  for (TensorType type : all_types) {
+    const std::int64_t cols = tensor_type_info(type).block_size == 256 ? 768 : 192;
+    const RandomMatrix m = random_blocks(type, 29, cols, rng);
+    const WeightMatrix w = m.view();
+    for (std::int64_t n_tokens : {1, 6}) {
+      const auto x = random_activations(n_tokens * cols, rng);
+      std::vector<float> portable(static_cast<std::size_t>(n_tokens * w.rows));
+      std::vector<float> fast(portable.size());
+      matmul_with(KernelVariant::PORTABLE, w, x, n_tokens, portable, pool);
+      matmul_with(variant, w, x, n_tokens, fast, pool);
+      for (std::size_t i = 0; i < fast.size(); ++i) {
+        const auto t = static_cast<std::int64_t>(i) / w.rows;
+        const auto r = static_cast<std::int64_t>(i) % w.rows;
+        std::vector<float> row(static_cast<std::size_t>(cols));
+        dequantize_matrix_row(w, r, row);
+        double scale = 1e-6;
+        for (std::int64_t c = 0; c < cols; ++c)
+          scale += std::fabs(static_cast<double>(row[static_cast<std::size_t>(c)]) *
+                             x[static_cast<std::size_t>(t * cols + c)]);
+        ASSERT_NEAR(fast[i], portable[i], 2e-5 * scale) << tensor_type_name(type) << " output " << i;
+      }
+    }
+  }
+}
+
+TEST_P(MatmulVariantTest, ResultsDoNotDependOnTheThreadCount) {
+  const KernelVariant variant = GetParam();
+  std::mt19937 rng(5);
+  ComputePool one(1);
+  ComputePool three(3);
+  for (TensorType type : {TensorType::Q8_0, TensorType::Q4_K, TensorType::F16}) {
+    const std::int64_t cols = 512;
+    const RandomMatrix m = quantized_normal(type, 301, cols, rng);
+    const auto x = random_activations(5 * cols, rng);
+    std::vector<float> a(5 * 301);
+    std::vector<float> b(a.size());
+    matmul_with(variant, m.view(), x, 5, a, one);
+    matmul_with(variant, m.view(), x, 5, b, three);
+    EXPECT_EQ(a, b) << tensor_type_name(type);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(SupportedByThisCpu, MatmulVariantTest, ::testing::ValuesIn(supported_variants()),
+                         [](const auto& param_info) {
+                           return std::string(kernel_variant_name(param_info.param));
+                         });
+
+TEST(Matmul, DefaultPathIsTheBestSupportedVariant) {
+  const auto variants = supported_variants();
+  ASSERT_FALSE(variants.empty());
+  EXPECT_EQ(variants.front(), KernelVariant::PORTABLE);
+  EXPECT_EQ(best_variant(), variants.back());
+  ComputePool pool(2);
+  std::mt19937 rng(11);
+  const RandomMatrix m = quantized_normal(TensorType::Q4_0, 33, 128, rng);
+  const auto x = random_activations(3 * 128, rng);
+  std::vector<float> a(3 * 33);
+  std::vector<float> b(a.size());
+  matmul(m.view(), x, 3, a, pool);
+  matmul_with(best_variant(), m.view(), x, 3, b, pool);
+  EXPECT_EQ(a, b);
+}
+
+TEST(Matmul, RejectsMismatchedShapesAndUnsupportedTypes) {
+  ComputePool pool(1);
+  std::vector<std::uint8_t> bytes(34 * 4);
+  WeightMatrix w{TensorType::Q8_0, bytes.data(), 2, 64, 68};
+  std::vector<float> x(64);
+  std::vector<float> y(2);
+  EXPECT_NO_THROW(matmul(w, x, 1, y, pool));
+  std::vector<float> short_y(1);
+  EXPECT_THROW(matmul(w, x, 1, short_y, pool), std::invalid_argument);
+  EXPECT_THROW(matmul(w, x, 2, y, pool), std::invalid_argument);
+  WeightMatrix odd = w;
+  odd.type = TensorType::Q2_K;
+  odd.cols = 256;
+  odd.row_bytes = 84;
+  std::vector<float> x256(256);
+  EXPECT_THROW(matmul(odd, x256, 1, y, pool), TensorTypeError);
+  EXPECT_FALSE(matmul_supported(TensorType::Q2_K));
+  for (TensorType type : all_types) EXPECT_TRUE(matmul_supported(type)) << tensor_type_name(type);
+}
+
+TEST(Matmul, ZeroTokensWritesNothing) {
+  ComputePool pool(2);
+  std::vector<std::uint8_t> bytes(4 * 8);
+  WeightMatrix w{TensorType::F32, bytes.data(), 4, 8, 32};
+  std::vector<float> none;
+  EXPECT_NO_THROW(matmul(w, none, 0, none, pool));
+}
+
+TEST(ActivationQuantization, Q8BlocksRoundTripWithinHalfAStep) {
+  std::mt19937 rng(3);
+  const auto x = random_activations(32 * 40, rng);
+  std::vector<kernels::ActQ8> blocks(40);
+  kernels::quantize_activation_q8(x.data(), static_cast<std::int64_t>(x.size()), blocks.data());
+  for (std::size_t b = 0; b < blocks.size(); ++b) {
+    float amax = 0;
+    int sum = 0;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(x[b * 32 + j]));
+    for (int j = 0; j < 32; ++j) {
+      sum += blocks[b].qs[j];
+      EXPECT_LE(std::fabs(blocks[b].d * blocks[b].qs[j] - x[b * 32 + j]), 0.57f * amax / 127.0f);
+    }
+    EXPECT_EQ(blocks[b].sum, sum);
+    EXPECT_EQ(blocks[b].d, fp16_to_float(float_to_fp16(blocks[b].d))) << "scale must be an f16 value";
+  }
+}
+
+TEST(ActivationQuantization, Q8KBlocksRoundTripAndCarryGroupSums) {
+  std::mt19937 rng(4);
+  auto x = random_activations(256 * 3, rng);
+  std::fill(x.begin() + 256, x.begin() + 512, 0.0f);  // an all-zero block
+  std::vector<kernels::ActQ8K> blocks(3);
+  kernels::quantize_activation_q8k(x.data(), static_cast<std::int64_t>(x.size()), blocks.data());
+  for (std::size_t b = 0; b < blocks.size(); ++b) {
+    float amax = 0;
+    for (int j = 0; j < 256; ++j) amax = std::max(amax, std::fabs(x[b * 256 + j]));
+    for (int j = 0; j < 256; ++j)
+      EXPECT_LE(std::fabs(blocks[b].d * blocks[b].qs[j] - x[b * 256 + j]), amax / 128.0f * 1.0001f);
+    for (int g = 0; g < 16; ++g) {
+      int sum = 0;
+      for (int j = 0; j < 16; ++j) sum += blocks[b].qs[16 * g + j];
+      EXPECT_EQ(blocks[b].bsums[g], sum);
+    }
+  }
+  EXPECT_EQ(blocks[1].d, 0.0f);
+}
+
+}  // namespace
+}  // namespace exo::inference
