@@ -94,6 +94,16 @@ void add_node_flags(CLI::App& app, NodeFlags& f) {
 void finish_flags(NodeFlags& f) {
   if (f.options.node_id.empty()) f.options.node_id = random_node_id();
   f.options.response_timeout = std::chrono::seconds(f.response_timeout_s);
+  f.options.discovery = f.discovery_module;
+  f.options.rpc_host = f.node_host;
+  f.options.rpc_port = f.node_port;
+  f.options.listen_port = f.listen_port;
+  f.options.broadcast_port = f.broadcast_port;
+  f.options.discovery_timeout = std::chrono::seconds(f.discovery_timeout);
+  f.options.discovery_config_path = f.discovery_config_path;
+  f.options.node_id_filter = f.node_id_filter;
+  f.options.interface_type_filter = f.interface_type_filter;
+  f.options.wait_for_peers = f.wait_for_peers;
   if (const char* origins = std::getenv("EXO_CORS_ALLOWED_ORIGINS")) {
     std::string list = origins;
     std::size_t start = 0;
@@ -136,10 +146,6 @@ int run_node(NodeFlags& f) {
     spdlog::log(level, "{} {} -> {} ({})", t.resource_id, exo::resource::to_string(t.from),
                 exo::resource::to_string(t.to), t.cause);
   });
-  if (f.discovery_module != "none") {
-    spdlog::warn("discovery module '{}' is not available in this build yet: this node serves alone",
-                 f.discovery_module);
-  }
   asio::signal_set signals(io, SIGINT, SIGTERM);
   std::function<void(const asio::error_code&, int)> on_signal = [&](const asio::error_code& ec, int) {
     if (ec) return;
@@ -160,6 +166,12 @@ int run_node(NodeFlags& f) {
     }
     spdlog::info("exo node {} ready: chat API on http://{}:{}/v1/chat/completions (model '{}')",
                  f.options.node_id, f.options.api_host, node->api_port(), f.options.default_model);
+    if (node->rpc_port() != 0) {
+      spdlog::info("peers reach this node on gRPC port {} (discovery: {})", node->rpc_port(),
+                   f.options.discovery);
+    } else {
+      spdlog::info("discovery is off: this node serves alone");
+    }
   });
   std::thread second([&io] { io.run(); });
   io.run();

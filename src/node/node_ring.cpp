@@ -7,6 +7,7 @@
 #include <asio/post.hpp>
 #include <deque>
 
+#include "net/grpc_server.h"
 #include "node/node.h"
 #include "resource/timeouts.h"
 
@@ -60,12 +61,18 @@ topology::Topology Node::ring_topology() const {
   return topology;
 }
 
+void Node::set_serving(bool serving) {
+  if (auto server = std::dynamic_pointer_cast<net::GrpcServer>(rpc_server_)) server->set_serving(serving);
+}
+
 asio::awaitable<void> Node::do_initialize() {
   co_await ResourceGroup::do_initialize();
   spawn(sweep_loop());
+  set_serving(true);
 }
 
 asio::awaitable<void> Node::do_cleanup() {
+  set_serving(false);
   // Tasks are already cancelled and joined; end what clients still wait for, then stop the members.
   for (auto& [id, origin] : origins_) {
     if (!origin->ended) origin->stream->fail("the node is shutting down; the request was cancelled");

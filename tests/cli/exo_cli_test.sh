@@ -77,7 +77,7 @@ wait_exit "$NODE_PID"
 check "SIGTERM stops the node with exit 0" test "$EXIT_CODE" = 0
 check "after an ordered cleanup" grep -q "api-beta CLOSING -> CLOSED" "$work/node-beta.log"
 
-out=$("$EXO" run dummy --prompt "hello" 2>/dev/null); rc=$?
+out=$("$EXO" --discovery-module none run dummy --prompt "hello" 2>/dev/null); rc=$?
 check "exo run answers one prompt" test "$rc" -eq 0 -a "$out" = "This is the exo dummy engine answering. "
 "$EXO" --no-such-flag >/dev/null 2>&1; rc=$?
 check "an unknown flag exits 2" test "$rc" -eq 2
