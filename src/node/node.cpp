@@ -10,6 +10,7 @@
 
 #include "api/api_server.h"
 #include "inference/dummy_engine.h"
+#include "inference/native_engine.h"
 #include "net/grpc_server.h"
 #include "net/manual_discovery.h"
 #include "net/udp_discovery.h"
@@ -132,8 +133,20 @@ std::shared_ptr<Node> Node::create(asio::any_io_executor executor, NodeOptions o
   if (o.inference_engine == "dummy") {
     node->engine_ =
         resource::make_resource<inference::DummyEngine>(executor, "engine-" + o.node_id, registry);
+  } else if (o.inference_engine == "native") {
+    if (o.model_path.empty()) throw std::invalid_argument("the native engine needs a model file");
+    inference::NativeEngineOptions engine_options;
+    engine_options.model_path = o.model_path;
+    engine_options.model_id = o.default_model;
+    engine_options.threads = o.engine_threads;
+    // In a cluster the node runs only its share of the layers: read nothing ahead.
+    engine_options.read_ahead = o.discovery == "none";
+    engine_options.note = o.model_note;
+    node->engine_ = resource::make_resource<inference::NativeEngine>(executor, "engine-" + o.node_id,
+                                                                     engine_options, registry);
   } else {
-    throw std::invalid_argument("unknown inference engine '" + o.inference_engine + "' (available: dummy)");
+    throw std::invalid_argument("unknown inference engine '" + o.inference_engine +
+                                "' (available: native, dummy)");
   }
   api::ApiOptions api_options{o.api_host, o.api_port, o.response_timeout, o.admin_token, o.cors_origins};
   auto api = resource::make_resource<api::ApiServer>(executor, "api-" + o.node_id, api_options,
@@ -199,11 +212,11 @@ nlohmann::json Node::topology() const {
   return t.to_json();
 }
 
-std::string Node::apply_chat_template(const std::vector<ChatMessage>& messages) {
-  std::string prompt;
-  for (const auto& m : messages) prompt += m.role + ": " + m.content + "\n";
-  prompt += "assistant: ";
-  return prompt;
+std::string Node::apply_chat_template(const std::vector<ChatMessage>& messages) const {
+  std::vector<inference::ChatMessage> chat;
+  chat.reserve(messages.size());
+  for (const auto& m : messages) chat.push_back({m.role, m.content});
+  return engine_->chat_prompt(chat);
 }
 
 std::pair<std::string, std::vector<std::int32_t>> Node::encode_chat(

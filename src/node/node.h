@@ -40,8 +40,11 @@ struct NodeOptions {
   std::string node_id;
   std::string api_host = "0.0.0.0";
   int api_port = 52415;
-  std::string inference_engine = "dummy";
+  std::string inference_engine = "dummy";  // dummy | native
   std::string default_model = "dummy";
+  std::string model_path;       // native: the GGUF file (its model id is default_model)
+  std::string model_note;       // shown with the model (e.g. "random-weight demo model")
+  unsigned engine_threads = 0;  // native: compute threads, 0 = one per core
   std::int32_t max_generate_tokens = 10000;
   std::chrono::milliseconds response_timeout{90'000};
   std::string admin_token;                // empty: admin endpoints only from loopback
@@ -116,8 +119,8 @@ class Node : public resource::ResourceGroup, public api::Backend {
   nlohmann::json reset_resource(const std::string& id, const std::string& type) override;
   void request_shutdown() override;
 
-  // The prompt text for `messages` (the dummy engine's plain template; real engines bring their own).
-  static std::string apply_chat_template(const std::vector<ChatMessage>& messages);
+  // The prompt text for `messages` in the engine's chat template.
+  std::string apply_chat_template(const std::vector<ChatMessage>& messages) const;
 
   // ---- The ring (node_ring.cpp) ----
   // Peers' messages, as the gRPC service hands them over. Thread-safe; they return at once and the

@@ -132,6 +132,15 @@ asio::awaitable<void> Node::run_origin(std::shared_ptr<GenerationStream> stream,
     const auto prompt_ids = co_await engine_->encode(prompt);
     if (prompt_ids.empty()) throw std::invalid_argument("the prompt encodes to no tokens");
     origin->prompt_tokens = static_cast<std::int32_t>(prompt_ids.size());
+    if (model.context_length > 0) {
+      // The answer ends ("length") where the model's context does.
+      const auto room = model.context_length - static_cast<std::int64_t>(prompt_ids.size());
+      if (room < 1) {
+        throw std::invalid_argument(fmt::format("the prompt is {} tokens; the model's context holds {}",
+                                                prompt_ids.size(), model.context_length));
+      }
+      context.max_tokens = static_cast<std::int32_t>(std::min<std::int64_t>(context.max_tokens, room));
+    }
     origins_[request_id] = origin;
     active_origins_ = origins_.size();
     auto weak = std::weak_ptr<Node>(std::static_pointer_cast<Node>(shared_from_this()));

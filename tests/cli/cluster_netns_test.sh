@@ -8,7 +8,7 @@
 set -u
 EXO="$1"
 SKIP=77
-DISCOVERY_TIMEOUT=8  # seconds; a killed node must be gone from the survivors' topology within this (+ probes)
+DISCOVERY_TIMEOUT=8  # seconds (--discovery-timeout of every node)
 REPLY="This is the exo dummy engine answering. "
 
 skip() { echo "SKIP: $*"; exit $SKIP; }
@@ -16,88 +16,9 @@ skip() { echo "SKIP: $*"; exit $SKIP; }
 command -v ip >/dev/null 2>&1 || skip "iproute2 (ip) is not installed"
 command -v curl >/dev/null 2>&1 || skip "curl is not installed"
 
-tag="x$$"
-hub="exo-${tag}-hub"
-work=$(mktemp -d)
-declare -A pid
-passed=0
-failed=0
-
-teardown() {
-  for i in 1 2 3; do [ -n "${pid[$i]:-}" ] && kill -9 "${pid[$i]}" 2>/dev/null; done
-  wait 2>/dev/null
-  for i in 1 2 3; do ip netns del "exo-${tag}-$i" 2>/dev/null; done
-  ip netns del "$hub" 2>/dev/null
-  if [ "$failed" -ne 0 ]; then
-    for f in "$work"/*.log; do echo "---- $f (last 40 lines)"; tail -n 40 "$f"; done
-  fi
-  [ -n "${EXO_KEEP_LOGS:-}" ] && cp "$work"/*.log "$EXO_KEEP_LOGS"/ 2>/dev/null
-  rm -rf "$work"
-}
-trap teardown EXIT
-
-check() {  # check NAME COMMAND...
-  local name="$1"; shift
-  if "$@"; then passed=$((passed + 1)); echo "ok   $name"; else failed=$((failed + 1)); echo "FAIL $name"; fi
-}
-
-ns() { echo "exo-${tag}-$1"; }
-in_ns() { local n="$1"; shift; ip netns exec "$(ns "$n")" "$@"; }
-
-# ---- network: hub namespace with a bridge, one veth per node namespace, 10.77.0.0/24 ----
-ip netns add "$hub" 2>/dev/null || skip "cannot create network namespaces here"
-ip -n "$hub" link add br0 type bridge || skip "cannot create a bridge"
-ip -n "$hub" link set br0 up
-for i in 1 2 3; do
-  ip netns add "$(ns $i)" || skip "cannot create network namespaces here"
-  ip link add "ev${tag}a$i" type veth peer name "ev${tag}b$i" || skip "cannot create veth pairs"
-  ip link set "ev${tag}a$i" netns "$(ns $i)"
-  ip link set "ev${tag}b$i" netns "$hub"
-  ip -n "$(ns $i)" link set "ev${tag}a$i" name eth0
-  ip -n "$(ns $i)" addr add "10.77.0.$i/24" brd 10.77.0.255 dev eth0
-  ip -n "$(ns $i)" link set eth0 up
-  ip -n "$(ns $i)" link set lo up
-  ip -n "$hub" link set "ev${tag}b$i" master br0
-  ip -n "$hub" link set "ev${tag}b$i" up
-done
-
-start_node() {  # start_node I
-  local i="$1"
-  # `ip netns exec` execs the command itself, so $! is the node's own pid (kill -9 reaches it).
-  ip netns exec "$(ns "$i")" "$EXO" --node-id "node$i" --node-port 50051 --chatgpt-api-port 52415 \
-    --discovery-module udp --discovery-timeout "$DISCOVERY_TIMEOUT" --log-level debug \
-    >>"$work/node$i.log" 2>&1 &
-  pid[$i]=$!
-}
-
-api() { echo "http://127.0.0.1:52415"; }
-
-# Number of nodes in node I's /v1/topology.
-topology_size() {
-  in_ns "$1" curl -s --max-time 2 "$(api)/v1/topology" | grep -o '"chip"' | wc -l
-}
-
-# State of resource ID on node I ("absent" when not listed).
-resource_state() {
-  local line
-  line=$(in_ns "$1" "$EXO" resources list --api "$(api)" 2>/dev/null | awk -v id="$2" '$1 == id {print $3}')
-  echo "${line:-absent}"
-}
-
-# Polls COMMAND until it succeeds or SECONDS pass (the condition is what is waited for).
-eventually() {  # eventually SECONDS COMMAND...
-  local seconds="$1"; shift
-  local deadline=$(( $(date +%s) + seconds ))
-  while [ "$(date +%s)" -le "$deadline" ]; do
-    "$@" && return 0
-    sleep 0.2
-  done
-  "$@"
-}
-
-topology_is() { [ "$(topology_size "$1")" -eq "$2" ]; }
-peer_is() { [ "$(resource_state "$1" "peer-node$2")" = "$3" ]; }
-peer_not_ready() { local s; s=$(resource_state "$1" "peer-node$2"); [ "$s" != "READY" ]; }
+# shellcheck source=netns_cluster.sh
+. "$(dirname "$0")/netns_cluster.sh"
+netns_cluster_up || skip "cannot create network namespaces, veth pairs or a bridge here"
 
 # A streamed chat from node I; succeeds when the streamed text is the whole reply and [DONE] came.
 chat_ok() {

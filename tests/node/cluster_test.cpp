@@ -73,12 +73,16 @@ class ClusterTest : public ::testing::Test {
  protected:
   static constexpr int kNodes = 3;
 
-  void SetUp() override {
+  void SetUp() override { form(kNodes); }
+
+  // Starts `count` nodes that know each other from one topology file and waits until each sees all.
+  void form(int count) {
+    count_ = count;
     config_path_ =
         std::filesystem::temp_directory_path() /
         ("exo-cluster-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++) + ".json");
     nlohmann::json peers = nlohmann::json::object();
-    for (int i = 0; i < kNodes; ++i) {
+    for (int i = 0; i < count; ++i) {
       ports_.push_back(free_port());
       peers[id(i)] = {{"address", "127.0.0.1"},
                       {"port", ports_.back()},
@@ -90,10 +94,12 @@ class ClusterTest : public ::testing::Test {
     }
     std::ofstream(config_path_) << nlohmann::json{{"peers", peers}}.dump(2);
     for (int i = 0; i < 2; ++i) threads_.emplace_back([this] { io_.run(); });
-    for (int i = 0; i < kNodes; ++i) start(i);
+    for (int i = 0; i < count; ++i) start(i);
     ASSERT_TRUE(eventually([&] {
-      for (int i = 0; i < kNodes; ++i)
-        if (!nodes_[i] || nodes_[i]->cluster()->peer_ids().size() != kNodes - 1) return false;
+      for (int i = 0; i < count; ++i) {
+        const auto& node = nodes_[static_cast<std::size_t>(i)];
+        if (!node || node->cluster()->peer_ids().size() != static_cast<std::size_t>(count - 1)) return false;
+      }
       return true;
     })) << "the cluster did not form";
   }
@@ -104,7 +110,8 @@ class ClusterTest : public ::testing::Test {
     nodes_.clear();
     work_.reset();
     for (auto& t : threads_) t.join();
-    std::filesystem::remove(config_path_);
+    std::error_code ignored;
+    std::filesystem::remove(config_path_, ignored);
   }
 
   static std::string id(int i) { return "node-" + std::string(1, static_cast<char>('a' + i)); }
@@ -112,6 +119,10 @@ class ClusterTest : public ::testing::Test {
   void start(int i) {
     NodeOptions o;
     o.node_id = id(i);
+    o.inference_engine = engine_;
+    o.model_path = model_path_;
+    o.default_model = model_id_;
+    o.engine_threads = 1;
     o.api_host = "127.0.0.1";
     o.api_port = 0;
     o.response_timeout = 20s;
@@ -142,8 +153,12 @@ class ClusterTest : public ::testing::Test {
   }
 
   static inline int counter_ = 0;
+  int count_ = 0;
+  std::string engine_ = "dummy";
+  std::string model_path_;
+  std::string model_id_ = "dummy";
   asio::io_context io_;
-  asio::executor_work_guard<asio::io_context::executor_type> work_ = asio::make_work_guard(io_);
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_{asio::make_work_guard(io_)};
   std::vector<std::thread> threads_;
   std::filesystem::path config_path_;
   std::vector<int> ports_;
@@ -234,6 +249,52 @@ TEST_F(ClusterTest, WhenANodeLeavesTheOthersServeWithoutIt) {
   })) << "node-c did not rejoin";
   const auto out = collect(nodes_[0]->generate(chat("rejoined")));
   EXPECT_EQ(out.text, std::string(inference::kDummyReply));
+}
+
+// The native engine with a real GGUF model: the same greedy answer whole, on 2 nodes and on 3 nodes.
+class NativeClusterTest : public ClusterTest {
+ protected:
+  void SetUp() override {
+    model_path_ = std::string(EXO_SHARED_DIR) + "/models/small-f16.gguf";
+    if (!std::filesystem::exists(model_path_)) GTEST_SKIP() << "shared models not found at " << model_path_;
+    engine_ = "native";
+    model_id_ = "small-f16";
+  }
+
+  std::string greedy_answer(const std::shared_ptr<Node>& node, const std::string& request_id) {
+    auto request = chat(request_id, 24);
+    request.model = model_id_;
+    request.temperature = 0.0F;
+    const auto out = collect(node->generate(request));
+    EXPECT_TRUE(out.finish == "length" || out.finish == "stop") << out.finish;
+    return out.text;
+  }
+};
+
+TEST_F(NativeClusterTest, WholeTwoNodesAndThreeNodesGiveTheSameGreedyAnswer) {
+  form(1);
+  const std::string whole = greedy_answer(nodes_[0], "whole");
+  ASSERT_FALSE(whole.empty());
+  TearDown();
+  for (const int count : {2, 3}) {
+    io_.restart();
+    work_.emplace(io_.get_executor());
+    threads_.clear();
+    ports_.clear();
+    form(count);
+    const auto plan = RingPlan::from_topology(nodes_[0]->ring_topology(), model_id_, 4);
+    ASSERT_TRUE(plan);
+    EXPECT_EQ(plan->hops.size(), static_cast<std::size_t>(count)) << plan->describe();
+    for (int origin = 0; origin < count; ++origin) {
+      EXPECT_EQ(greedy_answer(nodes_[static_cast<std::size_t>(origin)], "split-" + std::to_string(origin)),
+                whole)
+          << count << " nodes, asked at " << id(origin) << ", ring " << plan->describe();
+    }
+    TearDown();
+  }
+  io_.restart();
+  work_.emplace(io_.get_executor());
+  threads_.clear();
 }
 
 }  // namespace
