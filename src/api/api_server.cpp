@@ -390,7 +390,8 @@ void ApiServer::register_routes(httplib::Server& server) {
                auto backend = backend_or_503(res);
                if (!backend) return;
                res.status = 200;
-               res.set_content(metrics_.render(backend->resources_snapshot()), "text/plain; version=0.0.4");
+               res.set_content(metrics_.render(backend->resources_snapshot(), backend->cluster_metrics()),
+                               "text/plain; version=0.0.4");
              }));
   server.Get("/", route("/", [](const httplib::Request&, httplib::Response& res) {
                res.status = 200;

@@ -114,6 +114,7 @@ void Node::add_cluster_members(asio::any_io_executor executor) {
     if (auto node = weak_node.lock()) node->peer_lost(id, reason);
   });
   cluster_view_ = cluster;
+  discovery_ = discovery;
   set_cluster_link(cluster);
   add("rpc", server, {.depends_on = {"engine"}, .required = true});
   add("discovery", discovery, {.depends_on = {"rpc"}, .required = true});
@@ -239,6 +240,19 @@ std::shared_ptr<GenerationStream> Node::generate(GenerationRequest request) {
 
 nlohmann::json Node::resources_snapshot() const {
   return monitor_->snapshot_json();
+}
+
+nlohmann::json Node::cluster_metrics() const {
+  if (!discovery_) return nlohmann::json::object();
+  const auto c = discovery_->counters();
+  nlohmann::json dropped = nlohmann::json::object();
+  for (const auto& [reason, n] : c.datagrams_dropped) dropped[reason] = n;
+  return {{"discovery",
+           {{"datagrams_received", c.datagrams_received},
+            {"datagrams_dropped", std::move(dropped)},
+            {"peers", discovery_->peer_count()},
+            {"probes_succeeded", c.probes_succeeded},
+            {"probes_failed", c.probes_failed}}}};
 }
 
 nlohmann::json Node::check_all_health() {

@@ -29,8 +29,9 @@
 #include "resource/resource_monitor.h"
 
 namespace exo::net {
+class Discovery;
 class NodeServiceHandler;
-}
+}  // namespace exo::net
 
 namespace exo::node {
 
@@ -115,6 +116,7 @@ class Node : public resource::ResourceGroup, public api::Backend {
       const std::string& model, const std::vector<ChatMessage>& messages) override;
   std::shared_ptr<GenerationStream> generate(GenerationRequest request) override;
   nlohmann::json resources_snapshot() const override;
+  nlohmann::json cluster_metrics() const override;
   nlohmann::json check_all_health() override;
   nlohmann::json reset_resource(const std::string& id, const std::string& type) override;
   void request_shutdown() override;
@@ -192,6 +194,7 @@ class Node : public resource::ResourceGroup, public api::Backend {
   std::shared_ptr<resource::AsyncResource> rpc_server_;  // null when running alone
   std::shared_ptr<net::NodeServiceHandler> rpc_handler_;
   std::shared_ptr<Cluster> cluster_view_;
+  std::shared_ptr<net::Discovery> discovery_;
   topology::DeviceCapabilities self_capabilities_;
   std::map<std::string, std::shared_ptr<OriginRequest>> origins_;
   std::map<std::string, HopRecord> hops_;

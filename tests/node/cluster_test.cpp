@@ -191,6 +191,18 @@ TEST_F(ClusterTest, AChatRunsThroughTheRingFromEveryNode) {
   EXPECT_TRUE(eventually([&] { return engine_requests(0) + engine_requests(1) + engine_requests(2) == 0; }));
 }
 
+TEST_F(ClusterTest, MetricsShowPeersAndDiscovery) {
+  const auto metrics = nlohmann::json::parse(nodes_[0]->cluster_metrics().dump());
+  ASSERT_TRUE(metrics.contains("discovery"));
+  EXPECT_EQ(metrics["discovery"]["peers"], 2);
+  EXPECT_GE(metrics["discovery"]["probes_succeeded"].get<int>(), 2);
+  // The peer handles are resources of the node's registry (what the monitor and `exo resources` show).
+  std::size_t peers_up = 0;
+  for (const auto& r : nodes_[0]->registry()->by_type("peer_handle"))
+    if (r->state() == resource::ResourceState::READY) ++peers_up;
+  EXPECT_EQ(peers_up, 2U);
+}
+
 TEST_F(ClusterTest, MaxTokensIsEnforcedByTheLastShard) {
   const auto out = collect(nodes_[0]->generate(chat("short", 5)));
   EXPECT_EQ(out.finish, "length");
