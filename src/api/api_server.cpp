@@ -1,5 +1,7 @@
 #include "api/api_server.h"
 
+#include "api/web_ui.h"
+
 #include <httplib.h>
 
 #include <fmt/format.h>
@@ -388,17 +390,12 @@ void ApiServer::register_routes(httplib::Server& server) {
                auto backend = backend_or_503(res);
                if (!backend) return;
                res.status = 200;
-               res.set_content(metrics_.render(backend->resources_snapshot()), "text/plain; version=0.0.4");
+               res.set_content(metrics_.render(backend->resources_snapshot(), backend->cluster_metrics()),
+                               "text/plain; version=0.0.4");
              }));
   server.Get("/", route("/", [](const httplib::Request&, httplib::Response& res) {
                res.status = 200;
-               res.set_content(
-                   "<!doctype html><html><head><meta charset=\"utf-8\"><title>exo</title></head><body>"
-                   "<h1>exo node</h1><p>OpenAI-compatible API: <code>POST /v1/chat/completions</code>. "
-                   "Resources: <a href=\"/v1/resources\">/v1/resources</a>, readiness: <a "
-                   "href=\"/readyz\">/readyz</a>, "
-                   "metrics: <a href=\"/metrics\">/metrics</a>.</p></body></html>",
-                   "text/html; charset=utf-8");
+               res.set_content(std::string(web_ui_html()), "text/html; charset=utf-8");
              }));
   server.set_error_handler([](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return;

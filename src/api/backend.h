@@ -35,6 +35,9 @@ class Backend {
   virtual std::shared_ptr<node::GenerationStream> generate(node::GenerationRequest request) = 0;
 
   virtual nlohmann::json resources_snapshot() const = 0;
+  // Cluster counters for /metrics: {"discovery": {"datagrams_received", "datagrams_dropped": {reason: n},
+  // "peers", "probes_succeeded", "probes_failed"}}; empty when the node runs alone.
+  virtual nlohmann::json cluster_metrics() const { return nlohmann::json::object(); }
   virtual nlohmann::json check_all_health() = 0;
   virtual nlohmann::json reset_resource(const std::string& id, const std::string& type) = 0;
   virtual void request_shutdown() = 0;

@@ -19,7 +19,7 @@ void HttpMetrics::record_generation(std::uint64_t tokens, std::chrono::duration<
   if (elapsed.count() > 0) last_tokens_per_second_ = static_cast<double>(tokens) / elapsed.count();
 }
 
-std::string HttpMetrics::render(const nlohmann::json& resources) const {
+std::string HttpMetrics::render(const nlohmann::json& resources, const nlohmann::json& cluster) const {
   std::string out;
   std::lock_guard lock(mutex_);
   out += "# HELP exo_http_requests_total HTTP requests by route and status code.\n";
@@ -62,6 +62,29 @@ std::string HttpMetrics::render(const nlohmann::json& resources) const {
       out += fmt::format("exo_peer_up{{peer=\"{}\"}} {}\n", r["id"].get<std::string>(),
                          r["state"] == "READY" ? 1 : 0);
     }
+  }
+  if (cluster.is_object() && cluster.contains("discovery")) {
+    const auto& d = cluster["discovery"];
+    out += "# HELP exo_discovery_datagrams_received_total Discovery datagrams received.\n";
+    out += "# TYPE exo_discovery_datagrams_received_total counter\n";
+    out += fmt::format("exo_discovery_datagrams_received_total {}\n", d.value("datagrams_received", 0ULL));
+    out +=
+        "# HELP exo_discovery_datagrams_dropped_total Malformed, hostile or filtered datagrams, by reason.\n";
+    out += "# TYPE exo_discovery_datagrams_dropped_total counter\n";
+    if (d.contains("datagrams_dropped")) {
+      for (const auto& [reason, count] : d["datagrams_dropped"].items())
+        out += fmt::format("exo_discovery_datagrams_dropped_total{{reason=\"{}\"}} {}\n", reason,
+                           count.get<std::uint64_t>());
+    }
+    out += "# HELP exo_discovery_peers Peers discovery knows now.\n";
+    out += "# TYPE exo_discovery_peers gauge\n";
+    out += fmt::format("exo_discovery_peers {}\n", d.value("peers", 0ULL));
+    out += "# HELP exo_discovery_health_probes_total Health probes of discovered peers, by outcome.\n";
+    out += "# TYPE exo_discovery_health_probes_total counter\n";
+    out += fmt::format("exo_discovery_health_probes_total{{outcome=\"ok\"}} {}\n",
+                       d.value("probes_succeeded", 0ULL));
+    out += fmt::format("exo_discovery_health_probes_total{{outcome=\"failed\"}} {}\n",
+                       d.value("probes_failed", 0ULL));
   }
   return out;
 }

@@ -19,7 +19,8 @@ class HttpMetrics {
   void record(const std::string& route, int status, std::chrono::duration<double> latency);
   void record_generation(std::uint64_t tokens, std::chrono::duration<double> elapsed);
   // Prometheus exposition text; `resources` is a monitor snapshot (docs/lifecycle.md).
-  std::string render(const nlohmann::json& resources) const;
+  // `cluster`: the node's cluster counters (Backend::cluster_metrics()), possibly empty.
+  std::string render(const nlohmann::json& resources, const nlohmann::json& cluster = {}) const;
 
  private:
   struct Latency {

@@ -15,7 +15,10 @@
 #include <random>
 #include <thread>
 
+#include "cli/bench_tools.h"
+#include "cli/model_tools.h"
 #include "cli/resources_command.h"
+#include "node/model_catalog.h"
 #include "node/node.h"
 
 namespace {
@@ -37,6 +40,11 @@ struct NodeFlags {
   std::vector<std::string> interface_type_filter;
   std::string log_level = "info";
   int response_timeout_s = 900;
+  std::string engine;      // "" = chosen from the model
+  std::string model;       // --default-model
+  std::string model_file;  // --model
+  std::string models_dir;
+  exo::node::ModelSelection selection;
 };
 
 std::string random_node_id() {
@@ -73,10 +81,19 @@ void add_node_flags(CLI::App& app, NodeFlags& f) {
                  "Seconds without progress before a chat request fails")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
-  app.add_option("--inference-engine", f.options.inference_engine, "Inference engine")
-      ->check(CLI::IsMember({"dummy"}))
-      ->capture_default_str();
-  app.add_option("--default-model", f.options.default_model, "Model used when a request names none")
+  app.add_option("--inference-engine", f.engine,
+                 "Inference engine: native (GGUF models on the CPU) or dummy (fixed answer, for tests); "
+                 "default: native, or dummy for model 'dummy'")
+      ->check(CLI::IsMember({"native", "dummy"}));
+  app.add_option("--default-model", f.model,
+                 "Model id (a file <models-dir>/<id>.gguf), a GGUF path, or 'dummy'; default: the "
+                 "random-weight demo model, generated once");
+  app.add_option("--model", f.model_file, "GGUF file to serve (its id is the file name without .gguf)");
+  app.add_option("--models-dir", f.models_dir, "Where model ids are looked up and the demo model is kept")
+      ->envname("EXO_MODELS_DIR");
+  app.add_option("--threads", f.options.engine_threads,
+                 "Compute threads of the native engine (0: one per core)")
+      ->check(CLI::Range(0, 1024))
       ->capture_default_str();
   app.add_option("--max-generate-tokens", f.options.max_generate_tokens, "Upper bound on tokens per answer")
       ->check(CLI::Range(1, 1'000'000))
@@ -94,6 +111,21 @@ void add_node_flags(CLI::App& app, NodeFlags& f) {
 void finish_flags(NodeFlags& f) {
   if (f.options.node_id.empty()) f.options.node_id = random_node_id();
   f.options.response_timeout = std::chrono::seconds(f.response_timeout_s);
+  f.selection = exo::node::select_model({f.engine, f.model, f.model_file, f.models_dir});
+  f.options.inference_engine = f.selection.engine;
+  f.options.default_model = f.selection.model_id;
+  f.options.model_path = f.selection.path;
+  f.options.model_note = f.selection.demo ? f.selection.note : "";
+  f.options.discovery = f.discovery_module;
+  f.options.rpc_host = f.node_host;
+  f.options.rpc_port = f.node_port;
+  f.options.listen_port = f.listen_port;
+  f.options.broadcast_port = f.broadcast_port;
+  f.options.discovery_timeout = std::chrono::seconds(f.discovery_timeout);
+  f.options.discovery_config_path = f.discovery_config_path;
+  f.options.node_id_filter = f.node_id_filter;
+  f.options.interface_type_filter = f.interface_type_filter;
+  f.options.wait_for_peers = f.wait_for_peers;
   if (const char* origins = std::getenv("EXO_CORS_ALLOWED_ORIGINS")) {
     std::string list = origins;
     std::size_t start = 0;
@@ -108,12 +140,22 @@ void finish_flags(NodeFlags& f) {
     f.options.cors_origins = {fmt::format("http://localhost:{}", f.options.api_port),
                               fmt::format("http://127.0.0.1:{}", f.options.api_port)};
   }
+}
+
+void start_logging(const NodeFlags& f) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("exo"));
   spdlog::set_level(spdlog::level::from_str(f.log_level));
+  if (f.selection.demo) {
+    spdlog::warn("no model given: serving the {} ({}{})", exo::node::kDemoModelNote, f.selection.path,
+                 f.selection.generated ? ", just generated" : "");
+  } else if (f.selection.engine == "native") {
+    spdlog::info("model '{}' from {}", f.selection.model_id, f.selection.path);
+  }
 }
 
 // Runs the node until a signal (or POST /v1/resources/cleanup). Exit code 0 after an orderly stop.
 int run_node(NodeFlags& f) {
+  start_logging(f);
   asio::io_context io;
   auto work = asio::make_work_guard(io);
   std::atomic<bool> stopping{false};
@@ -136,10 +178,6 @@ int run_node(NodeFlags& f) {
     spdlog::log(level, "{} {} -> {} ({})", t.resource_id, exo::resource::to_string(t.from),
                 exo::resource::to_string(t.to), t.cause);
   });
-  if (f.discovery_module != "none") {
-    spdlog::warn("discovery module '{}' is not available in this build yet: this node serves alone",
-                 f.discovery_module);
-  }
   asio::signal_set signals(io, SIGINT, SIGTERM);
   std::function<void(const asio::error_code&, int)> on_signal = [&](const asio::error_code& ec, int) {
     if (ec) return;
@@ -160,6 +198,12 @@ int run_node(NodeFlags& f) {
     }
     spdlog::info("exo node {} ready: chat API on http://{}:{}/v1/chat/completions (model '{}')",
                  f.options.node_id, f.options.api_host, node->api_port(), f.options.default_model);
+    if (node->rpc_port() != 0) {
+      spdlog::info("peers reach this node on gRPC port {} (discovery: {})", node->rpc_port(),
+                   f.options.discovery);
+    } else {
+      spdlog::info("discovery is off: this node serves alone");
+    }
   });
   std::thread second([&io] { io.run(); });
   io.run();
@@ -169,9 +213,10 @@ int run_node(NodeFlags& f) {
 }
 
 // `exo run MODEL --prompt TEXT`: start a node, answer one prompt on stdout, stop.
-int run_once(NodeFlags& f, const std::string& model, const std::string& prompt) {
-  f.options.default_model = model;
+int run_once(NodeFlags& f, const std::string& prompt) {
   f.options.api_port = 0;
+  const std::string model = f.options.default_model;
+  if (f.selection.demo) std::cerr << "exo run: the " << exo::node::kDemoModelNote << "\n";
   asio::io_context io;
   auto work = asio::make_work_guard(io);
   std::thread loop([&io] { io.run(); });
@@ -223,7 +268,7 @@ int main(int argc, char** argv) {
   auto* run = app.add_subcommand("run", "Start a node, answer one prompt, exit");
   std::string run_model;
   std::string run_prompt;
-  run->add_option("model", run_model, "Model id (e.g. dummy)")->required();
+  run->add_option("model", run_model, "Model id, GGUF path or 'dummy' (default: the demo model)");
   run->add_option("--prompt", run_prompt, "The prompt")->required();
 
   auto* resources = app.add_subcommand("resources", "Inspect and administer the resources of a running node");
@@ -241,6 +286,10 @@ int main(int argc, char** argv) {
   resources->add_subcommand("cleanup", "Shut the node down in order (every resource cleaned up, then exit)");
   auto* export_command = resources->add_subcommand("export", "The full JSON snapshot");
   export_command->add_option("--output", command.output, "Write to this file instead of stdout");
+  exo::cli::ModelToolOptions model_tools;
+  exo::cli::add_model_tool_commands(app, model_tools);
+  exo::cli::BenchToolOptions bench_tools;
+  exo::cli::add_bench_tool_commands(app, bench_tools);
   // --api, --json and --admin-token may also follow the action ("exo resources list --json").
   for (auto* action : resources->get_subcommands({})) action->fallthrough();
 
@@ -255,8 +304,11 @@ int main(int argc, char** argv) {
     return exo::cli::run_resources_command(command, std::cout, std::cerr);
   }
   try {
+    if (auto code = exo::cli::run_model_tool(model_tools)) return *code;
+    if (auto code = exo::cli::run_bench_tool(bench_tools)) return *code;
+    if (run->parsed() && !run_model.empty()) flags.model = run_model;
     finish_flags(flags);
-    if (run->parsed()) return run_once(flags, run_model, run_prompt);
+    if (run->parsed()) return run_once(flags, run_prompt);
     return run_node(flags);
   } catch (const std::exception& e) {
     std::cerr << "exo: " << e.what() << "\n";

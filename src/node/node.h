@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,14 +28,24 @@
 #include "resource/resource_group.h"
 #include "resource/resource_monitor.h"
 
+namespace exo::net {
+class Discovery;
+class NodeServiceHandler;
+}  // namespace exo::net
+
 namespace exo::node {
+
+class Cluster;
 
 struct NodeOptions {
   std::string node_id;
   std::string api_host = "0.0.0.0";
   int api_port = 52415;
-  std::string inference_engine = "dummy";
+  std::string inference_engine = "dummy";  // dummy | native
   std::string default_model = "dummy";
+  std::string model_path;       // native: the GGUF file (its model id is default_model)
+  std::string model_note;       // shown with the model (e.g. "random-weight demo model")
+  unsigned engine_threads = 0;  // native: compute threads, 0 = one per core
   std::int32_t max_generate_tokens = 10000;
   std::chrono::milliseconds response_timeout{90'000};
   std::string admin_token;                // empty: admin endpoints only from loopback
@@ -42,6 +53,30 @@ struct NodeOptions {
   std::chrono::milliseconds monitor_interval{5'000};
   // A node that worked on a request forgets it (and frees its engine state) after this much silence.
   std::chrono::milliseconds request_idle_timeout{600'000};
+
+  // The cluster. discovery "none" runs the node alone (no gRPC server, no peers).
+  std::string discovery = "none";  // udp | manual | none
+  std::string rpc_host = "0.0.0.0";
+  int rpc_port = 0;  // 0: a free port chosen at start-up
+  // UDP discovery (legacy flags --listen-port, --broadcast-port, --discovery-timeout, filters).
+  int listen_port = 5678;
+  int broadcast_port = 5678;
+  std::chrono::milliseconds broadcast_interval{2'500};
+  std::chrono::milliseconds discovery_timeout{30'000};
+  std::vector<std::string> node_id_filter;
+  std::vector<std::string> interface_type_filter;
+  std::vector<std::string> broadcast_targets;  // instead of the interfaces' broadcast addresses
+  // Manual discovery (--discovery-config-path).
+  std::string discovery_config_path;
+  std::chrono::milliseconds discovery_reload_interval{1'000};
+  // Peers.
+  std::chrono::milliseconds peer_health_probe_interval{5'000};
+  std::chrono::milliseconds topology_interval{2'000};
+  std::chrono::milliseconds peer_connect_timeout{10'000};
+  std::chrono::milliseconds peer_health_interval{5'000};  // supervision of each peer handle
+  int wait_for_peers = 0;                                 // readiness waits until this many peers are usable
+  // What this node reports about itself; default: detected from the host (memory, model, chip, FLOPS).
+  std::optional<topology::DeviceCapabilities> device_capabilities;
 };
 
 struct NodeCounters {
@@ -64,7 +99,12 @@ class Node : public resource::ResourceGroup, public api::Backend {
   const std::shared_ptr<resource::ResourceRegistry>& registry() const { return registry_; }
   const std::shared_ptr<resource::ResourceMonitor>& monitor() const { return monitor_; }
   const NodeCounters& counters() const { return counters_; }
+  const std::shared_ptr<inference::InferenceEngine>& engine() const { return engine_; }
+  // The peers (null when the node runs alone).
+  const std::shared_ptr<Cluster>& cluster() const { return cluster_view_; }
   unsigned short api_port() const;
+  // The gRPC port peers reach this node on (0 when the node runs alone).
+  unsigned short rpc_port() const;
 
   // api::Backend
   api::Readiness readiness() const override;
@@ -76,12 +116,13 @@ class Node : public resource::ResourceGroup, public api::Backend {
       const std::string& model, const std::vector<ChatMessage>& messages) override;
   std::shared_ptr<GenerationStream> generate(GenerationRequest request) override;
   nlohmann::json resources_snapshot() const override;
+  nlohmann::json cluster_metrics() const override;
   nlohmann::json check_all_health() override;
   nlohmann::json reset_resource(const std::string& id, const std::string& type) override;
   void request_shutdown() override;
 
-  // The prompt text for `messages` (the dummy engine's plain template; real engines bring their own).
-  static std::string apply_chat_template(const std::vector<ChatMessage>& messages);
+  // The prompt text for `messages` in the engine's chat template.
+  std::string apply_chat_template(const std::vector<ChatMessage>& messages) const;
 
   // ---- The ring (node_ring.cpp) ----
   // Peers' messages, as the gRPC service hands them over. Thread-safe; they return at once and the
@@ -113,6 +154,9 @@ class Node : public resource::ResourceGroup, public api::Backend {
     std::int32_t generated = 0;  // tokens sampled here (last hop only)
   };
 
+  // Adds rpc, discovery and cluster members (unless discovery is "none"); part of create().
+  void add_cluster_members(asio::any_io_executor executor);
+  void set_serving(bool serving);
   void start_origin(std::shared_ptr<GenerationStream> stream, GenerationRequest request);
   asio::awaitable<void> run_origin(std::shared_ptr<GenerationStream> stream, GenerationRequest request);
   asio::awaitable<void> run_prompt(topology::Shard shard, std::string prompt, std::string request_id,
@@ -147,6 +191,10 @@ class Node : public resource::ResourceGroup, public api::Backend {
 
   // Ring state: touched only on the node's strand.
   std::shared_ptr<ClusterLink> cluster_;
+  std::shared_ptr<resource::AsyncResource> rpc_server_;  // null when running alone
+  std::shared_ptr<net::NodeServiceHandler> rpc_handler_;
+  std::shared_ptr<Cluster> cluster_view_;
+  std::shared_ptr<net::Discovery> discovery_;
   topology::DeviceCapabilities self_capabilities_;
   std::map<std::string, std::shared_ptr<OriginRequest>> origins_;
   std::map<std::string, HopRecord> hops_;

@@ -7,6 +7,7 @@
 #include <asio/post.hpp>
 #include <deque>
 
+#include "net/grpc_server.h"
 #include "node/node.h"
 #include "resource/timeouts.h"
 
@@ -60,12 +61,18 @@ topology::Topology Node::ring_topology() const {
   return topology;
 }
 
+void Node::set_serving(bool serving) {
+  if (auto server = std::dynamic_pointer_cast<net::GrpcServer>(rpc_server_)) server->set_serving(serving);
+}
+
 asio::awaitable<void> Node::do_initialize() {
   co_await ResourceGroup::do_initialize();
   spawn(sweep_loop());
+  set_serving(true);
 }
 
 asio::awaitable<void> Node::do_cleanup() {
+  set_serving(false);
   // Tasks are already cancelled and joined; end what clients still wait for, then stop the members.
   for (auto& [id, origin] : origins_) {
     if (!origin->ended) origin->stream->fail("the node is shutting down; the request was cancelled");
@@ -125,6 +132,15 @@ asio::awaitable<void> Node::run_origin(std::shared_ptr<GenerationStream> stream,
     const auto prompt_ids = co_await engine_->encode(prompt);
     if (prompt_ids.empty()) throw std::invalid_argument("the prompt encodes to no tokens");
     origin->prompt_tokens = static_cast<std::int32_t>(prompt_ids.size());
+    if (model.context_length > 0) {
+      // The answer ends ("length") where the model's context does.
+      const auto room = model.context_length - static_cast<std::int64_t>(prompt_ids.size());
+      if (room < 1) {
+        throw std::invalid_argument(fmt::format("the prompt is {} tokens; the model's context holds {}",
+                                                prompt_ids.size(), model.context_length));
+      }
+      context.max_tokens = static_cast<std::int32_t>(std::min<std::int64_t>(context.max_tokens, room));
+    }
     origins_[request_id] = origin;
     active_origins_ = origins_.size();
     auto weak = std::weak_ptr<Node>(std::static_pointer_cast<Node>(shared_from_this()));

@@ -38,6 +38,7 @@ AsyncResource::AsyncResource(const asio::any_io_executor& executor, ResourceIden
       options_(options),
       registry_(std::move(registry)),
       tasks_(std::make_unique<TaskScope>(strand_)),
+      user_tasks_(std::make_unique<TaskScope>(strand_)),
       rng_(std::random_device{}()) {
   if (identity_.id.empty()) throw std::invalid_argument("resource id must not be empty");
   if (identity_.type.empty()) throw std::invalid_argument("resource type must not be empty");
@@ -126,7 +127,7 @@ void AsyncResource::report_failure(std::string cause) {
 }
 
 void AsyncResource::spawn(asio::awaitable<void> task) {
-  tasks_->spawn(std::move(task));
+  user_tasks_->spawn(std::move(task));
 }
 
 bool AsyncResource::is_retryable(const std::exception_ptr& error) const {
@@ -234,6 +235,8 @@ asio::awaitable<void> AsyncResource::run_init_attempt(std::shared_ptr<Completion
   int attempts_made = 0;
   for (int attempt_index = 0; attempt_index < retry.max_attempts; ++attempt_index) {
     if (attempt_index > 0 || clean_first) {
+      // Tasks the failed run spawned end before its state is cleaned up.
+      co_await user_tasks_->close();
       try {
         co_await run_with_timeout(do_cleanup(), options_.cleanup_timeout, id(), "cleanup of partial state");
       } catch (...) {
@@ -329,6 +332,7 @@ asio::awaitable<void> AsyncResource::run_cleanup(std::shared_ptr<Completion> don
   supervision_running_ = false;
   if (supervision_wake_) supervision_wake_->cancel();
   co_await tasks_->close();
+  co_await user_tasks_->close();
   supervision_wake_.reset();
   // 2. Cancel an initialization in flight and wait for it to unwind.
   if (auto attempt = init_attempt_) {

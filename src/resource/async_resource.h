@@ -179,8 +179,10 @@ class AsyncResource : public std::enable_shared_from_this<AsyncResource> {
   // Thread-safe; ignored in other states. Supervision (if enabled) then recovers it.
   void report_failure(std::string cause);
 
-  // Starts a task owned by this resource: it runs on the strand, is cancelled and joined by cleanup()
-  // before do_cleanup runs. Call from the strand (e.g. inside do_initialize).
+  // Starts a task owned by this resource: it runs on the strand, is cancelled and joined before
+  // do_cleanup runs — by cleanup(), and by a re-initialization (retry, recovery from ERROR), so a
+  // task of the previous run never overlaps the next one. Call from the strand (e.g. inside
+  // do_initialize).
   void spawn(asio::awaitable<void> task);
 
   // Apply a state change on the strand (for subclasses with their own state rules, like groups).
@@ -219,7 +221,8 @@ class AsyncResource : public std::enable_shared_from_this<AsyncResource> {
   std::shared_ptr<Completion> init_attempt_;
   std::shared_ptr<asio::cancellation_signal> init_cancel_;
   std::shared_ptr<Completion> cleanup_done_;
-  std::unique_ptr<TaskScope> tasks_;
+  std::unique_ptr<TaskScope> tasks_;       // supervision
+  std::unique_ptr<TaskScope> user_tasks_;  // spawn(): closed by cleanup and before every re-initialization
   std::shared_ptr<asio::steady_timer> supervision_wake_;
   bool supervision_running_ = false;
   int health_successes_ = 0;

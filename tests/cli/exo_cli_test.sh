@@ -5,6 +5,7 @@
 set -u
 EXO="$1"
 work=$(mktemp -d)
+export EXO_MODELS_DIR="$work/models"  # the demo model is generated here, not in the user's cache
 passed=0
 failed=0
 pids=()
@@ -19,7 +20,7 @@ check() {  # check NAME COMMAND...
 # Starts a node with a random API port; sets NODE_PID and API.
 start_node() {
   local log="$work/node-$1.log"
-  "$EXO" --node-id "$1" --chatgpt-api-port 0 --discovery-module none 2>"$log" &
+  "$EXO" --node-id "$1" --chatgpt-api-port 0 --discovery-module none --inference-engine dummy 2>"$log" &
   NODE_PID=$!
   pids+=("$NODE_PID")
   local port=""
@@ -69,7 +70,7 @@ check "resources list against a stopped node exits 2" test "$rc" -eq 2
 
 check "a second node starts" start_node beta
 port_beta="${API##*:}"
-"$EXO" --node-id gamma --chatgpt-api-port "$port_beta" --discovery-module none 2>"$work/gamma.log"; rc=$?
+"$EXO" --node-id gamma --chatgpt-api-port "$port_beta" --discovery-module none --inference-engine dummy 2>"$work/gamma.log"; rc=$?
 check "a node whose port is taken exits 1" test "$rc" -eq 1
 check "and says why" grep -q "cannot listen" "$work/gamma.log"
 kill -TERM "$NODE_PID"
@@ -77,8 +78,16 @@ wait_exit "$NODE_PID"
 check "SIGTERM stops the node with exit 0" test "$EXIT_CODE" = 0
 check "after an ordered cleanup" grep -q "api-beta CLOSING -> CLOSED" "$work/node-beta.log"
 
-out=$("$EXO" run dummy --prompt "hello" 2>/dev/null); rc=$?
+out=$("$EXO" --discovery-module none run dummy --prompt "hello" 2>/dev/null); rc=$?
 check "exo run answers one prompt" test "$rc" -eq 0 -a "$out" = "This is the exo dummy engine answering. "
+# No model given: the random-weight demo model is generated once, said plainly, and answers.
+"$EXO" --discovery-module none run --prompt "hello" >"$work/demo.out" 2>"$work/demo.err"; rc=$?
+check "exo run without a model answers with the demo model" test "$rc" -eq 0 -a -s "$work/demo.out"
+check "the demo model is announced as random weights" grep -q "random-weight demo model" "$work/demo.err"
+check "the demo model was generated into the models directory" test -s "$EXO_MODELS_DIR/exo-demo.gguf"
+"$EXO" --discovery-module none --default-model no-such-model run --prompt "x" >/dev/null 2>"$work/nomodel.err"; rc=$?
+check "an unknown model id exits 2 naming it" test "$rc" -eq 2
+check "the error names the missing file" grep -q "no-such-model" "$work/nomodel.err"
 "$EXO" --no-such-flag >/dev/null 2>&1; rc=$?
 check "an unknown flag exits 2" test "$rc" -eq 2
 "$EXO" --chatgpt-api-port 70000 >/dev/null 2>&1; rc=$?

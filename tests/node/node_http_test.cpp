@@ -159,6 +159,20 @@ TEST_F(NodeHttpTest, BadInputGetsClearErrors) {
   EXPECT_EQ(post_json("/v1/chat/completions", chat_body(2), 200)["choices"][0]["message"]["content"], "Th");
 }
 
+TEST_F(NodeHttpTest, TheWebUiIsOneSelfContainedPageThatChatsThroughTheApi) {
+  auto res = client_->Get("/");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->get_header_value("Content-Type"), "text/html; charset=utf-8");
+  EXPECT_NE(res->body.find("/v1/chat/completions"), std::string::npos);
+  EXPECT_NE(res->body.find("/v1/models"), std::string::npos);
+  EXPECT_EQ(res->body.find("src=\"http"), std::string::npos);  // no external assets: works offline
+  // The page shows each model's description (where the demo model says it has random weights).
+  const auto models = nlohmann::json::parse(client_->Get("/v1/models")->body);
+  ASSERT_FALSE(models["data"].empty());
+  EXPECT_TRUE(models["data"][0].contains("description"));
+}
+
 TEST_F(NodeHttpTest, ProbesModelsTopologyAndTokenEncode) {
   auto ready = client_->Get("/readyz");
   ASSERT_TRUE(ready);

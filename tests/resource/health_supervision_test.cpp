@@ -215,5 +215,52 @@ TEST_F(HealthTest, ProbeRacingCleanupIsNotApplied) {
   EXPECT_EQ(r->state(), ResourceState::CLOSED);
 }
 
+// Spawns one long-running task per run and records whether it was still running when its own
+// resource's do_cleanup started (the defect: a re-initialization cleaned up under a live task).
+class SpawningResource : public AsyncResource {
+ public:
+  using AsyncResource::AsyncResource;
+  int runs = 0;
+  int live_tasks = 0;
+  int cleanups_with_live_task = 0;
+  void fail(const std::string& why) { report_failure(why); }
+
+ protected:
+  asio::awaitable<void> do_initialize() override {
+    ++runs;
+    spawn(task());
+    co_return;
+  }
+  asio::awaitable<void> do_cleanup() override {
+    if (live_tasks > 0) ++cleanups_with_live_task;
+    co_return;
+  }
+
+ private:
+  asio::awaitable<void> task() {
+    ++live_tasks;
+    struct Done {
+      int& counter;
+      ~Done() { --counter; }
+    } done{live_tasks};
+    co_await sleep_for(std::chrono::hours(1));
+  }
+};
+
+TEST_F(HealthTest, Regression_RecoveryEndsTheTasksOfTheFailedRunBeforeCleaningUp) {
+  ResourceOptions options;
+  options.supervision.auto_recover = true;
+  options.supervision.recovery_backoff = {.initial = 1ms, .multiplier = 2.0, .max = 4ms, .jitter = 0.1};
+  auto r = make_resource<SpawningResource>(context.get_executor(), ResourceIdentity{"s", "test", "s"}, options);
+  run_sync(context, r->initialize());
+  run_until(context, [&] { return r->live_tasks == 1; });
+  r->fail("connection lost");
+  run_until(context, [&] { return r->runs == 2 && r->state() == ResourceState::READY && r->live_tasks == 1; });
+  EXPECT_EQ(r->cleanups_with_live_task, 0);  // the first run's task ended before the partial cleanup
+  run_sync(context, r->cleanup());
+  EXPECT_EQ(r->live_tasks, 0);
+  EXPECT_EQ(r->cleanups_with_live_task, 0);
+}
+
 }  // namespace
 }  // namespace exo::resource::testing
