@@ -8,7 +8,7 @@ packages=(
   libasio-dev libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libcpp-httplib-dev nlohmann-json3-dev libspdlog-dev libfmt-dev libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
-  clang-format clang-tidy iproute2 curl
+  clang-format clang-tidy iproute2 curl python3
 )
 
 missing=()

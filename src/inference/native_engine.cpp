@@ -82,7 +82,9 @@ asio::awaitable<R> run_on(std::shared_ptr<asio::thread_pool> pool, std::function
       std::exception_ptr error;
       R result{};
       try {
-        result = fn();
+        // The job (and whatever it captured) is destroyed before the caller resumes.
+        auto job = std::move(fn);
+        result = job();
       } catch (...) {
         error = std::current_exception();
       }

@@ -2,13 +2,13 @@
 # System test of `exo eval` and `exo tokenize` against the golden files of ../shared/models:
 # every model's prompt logits (written with --logits-out) within the README tolerance, its 32 greedy
 # ids (F32/F16 files: exactly; quantized: the first id), every tokenizer vector file, and the exit
-# codes of bad input. Skips (exit 0, message) when the shared directory is absent.
+# codes of bad input. Skips (exit 77, message) when the shared directory is absent.
 # Usage: model_tools_test.sh PATH_TO_EXO [SHARED_MODELS_DIR]
 set -u
 EXO="$1"
 MODELS="${2:-$(cd "$(dirname "$0")/../../.." && pwd)/shared/models}"
-if [ ! -d "$MODELS" ]; then echo "skip: $MODELS not found"; exit 0; fi
-command -v python3 >/dev/null || { echo "skip: python3 is needed to compare logits"; exit 0; }
+if [ ! -d "$MODELS" ]; then echo "SKIP: $MODELS not found"; exit 77; fi
+command -v python3 >/dev/null || { echo "SKIP: python3 is needed to compare logits"; exit 77; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 passed=0
