@@ -251,11 +251,13 @@ TEST_F(HealthTest, Regression_RecoveryEndsTheTasksOfTheFailedRunBeforeCleaningUp
   ResourceOptions options;
   options.supervision.auto_recover = true;
   options.supervision.recovery_backoff = {.initial = 1ms, .multiplier = 2.0, .max = 4ms, .jitter = 0.1};
-  auto r = make_resource<SpawningResource>(context.get_executor(), ResourceIdentity{"s", "test", "s"}, options);
+  auto r =
+      make_resource<SpawningResource>(context.get_executor(), ResourceIdentity{"s", "test", "s"}, options);
   run_sync(context, r->initialize());
   run_until(context, [&] { return r->live_tasks == 1; });
   r->fail("connection lost");
-  run_until(context, [&] { return r->runs == 2 && r->state() == ResourceState::READY && r->live_tasks == 1; });
+  run_until(context,
+            [&] { return r->runs == 2 && r->state() == ResourceState::READY && r->live_tasks == 1; });
   EXPECT_EQ(r->cleanups_with_live_task, 0);  // the first run's task ended before the partial cleanup
   run_sync(context, r->cleanup());
   EXPECT_EQ(r->live_tasks, 0);
