@@ -179,6 +179,9 @@ class Node : public resource::ResourceGroup, public api::Backend {
   void forget_request(const std::string& request_id);
   bool is_ended(const std::string& request_id) const;
   RequestContext context_for(const net::InferenceState& state, const topology::Shard& shard) const;
+  // What accept_prompt/accept_tensor refuse before anything runs (std::invalid_argument).
+  void check_hop_request(const topology::Shard& shard, const std::string& request_id,
+                         const net::InferenceState& state) const;
   void post_owned(std::function<asio::awaitable<void>()> make_task);
 
   NodeOptions options_;

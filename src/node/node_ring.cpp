@@ -285,14 +285,19 @@ RequestContext Node::context_for(const net::InferenceState& state, const topolog
   return context;
 }
 
-void Node::accept_prompt(topology::Shard shard, std::string prompt, std::string request_id,
-                         net::InferenceState state) {
+void Node::check_hop_request(const topology::Shard& shard, const std::string& request_id,
+                             const net::InferenceState& state) const {
   if (request_id.empty()) throw std::invalid_argument("request_id is required");
   if (!shard.is_well_formed()) throw std::invalid_argument("malformed shard");
   if (!has_model(shard.model_id))
     throw std::invalid_argument("model '" + shard.model_id + "' is not served here");
   if (auto carried = RequestContext::from_state(state); !carried)
     throw std::invalid_argument(carried.error().message);
+}
+
+void Node::accept_prompt(topology::Shard shard, std::string prompt, std::string request_id,
+                         net::InferenceState state) {
+  check_hop_request(shard, request_id, state);
   post_owned([this, shard = std::move(shard), prompt = std::move(prompt), request_id = std::move(request_id),
               state = std::move(state)]() mutable {
     return run_prompt(std::move(shard), std::move(prompt), std::move(request_id), std::move(state));
@@ -301,12 +306,7 @@ void Node::accept_prompt(topology::Shard shard, std::string prompt, std::string 
 
 void Node::accept_tensor(topology::Shard shard, net::Tensor tensor, std::string request_id,
                          net::InferenceState state) {
-  if (request_id.empty()) throw std::invalid_argument("request_id is required");
-  if (!shard.is_well_formed()) throw std::invalid_argument("malformed shard");
-  if (!has_model(shard.model_id))
-    throw std::invalid_argument("model '" + shard.model_id + "' is not served here");
-  if (auto carried = RequestContext::from_state(state); !carried)
-    throw std::invalid_argument(carried.error().message);
+  check_hop_request(shard, request_id, state);
   post_owned([this, shard = std::move(shard), tensor = std::move(tensor), request_id = std::move(request_id),
               state = std::move(state)]() mutable {
     return run_tensor(std::move(shard), std::move(tensor), std::move(request_id), std::move(state));
