@@ -232,6 +232,7 @@ class GrpcServer::Service final : public node_service::NodeService::CallbackServ
     if (!handler) return unavailable(context);
     auto call = decode_prompt_call(*request);
     if (!call) return invalid(context, "SendPrompt", call.error());
+    if (auto* handed = try_hand_over(context, *handler, *call)) return handed;
     return HandlerCall<std::optional<Tensor>, node_service::Tensor>::start(
         shared_, response, invoke_send_prompt(std::move(handler), std::move(call).value()),
         &fill_optional_tensor);
@@ -244,6 +245,7 @@ class GrpcServer::Service final : public node_service::NodeService::CallbackServ
     if (!handler) return unavailable(context);
     auto call = decode_tensor_call(*request);
     if (!call) return invalid(context, "SendTensor", call.error());
+    if (auto* handed = try_hand_over(context, *handler, *call)) return handed;
     return HandlerCall<std::optional<Tensor>, node_service::Tensor>::start(
         shared_, response, invoke_send_tensor(std::move(handler), std::move(call).value()),
         &fill_optional_tensor);
@@ -277,6 +279,7 @@ class GrpcServer::Service final : public node_service::NodeService::CallbackServ
     if (!handler) return unavailable(context);
     auto call = decode_result_call(*request);
     if (!call) return invalid(context, "SendResult", call.error());
+    if (auto* handed = try_hand_over(context, *handler, *call)) return handed;
     return HandlerCall<Unit, node_service::Empty>::start(
         shared_, response, invoke_send_result(std::move(handler), std::move(call).value()), &fill_empty);
   }
@@ -288,6 +291,7 @@ class GrpcServer::Service final : public node_service::NodeService::CallbackServ
     if (!handler) return unavailable(context);
     auto call = decode_opaque_status_call(*request);
     if (!call) return invalid(context, "SendOpaqueStatus", call.error());
+    if (auto* handed = try_hand_over(context, *handler, *call)) return handed;
     return HandlerCall<Unit, node_service::Empty>::start(
         shared_, response, invoke_send_opaque_status(std::move(handler), std::move(call).value()),
         &fill_empty);
@@ -306,6 +310,21 @@ class GrpcServer::Service final : public node_service::NodeService::CallbackServ
   std::shared_ptr<NodeServiceHandler> admit() {
     if (!shared_->accepting.load()) return nullptr;
     return handler_.lock();
+  }
+
+  // The handler's fast path: answered on this gRPC thread when the handler takes the call over.
+  template <typename Call>
+  grpc::ServerUnaryReactor* try_hand_over(grpc::CallbackServerContext* context, NodeServiceHandler& handler,
+                                          Call& call) {
+    try {
+      if (!handler.hand_over(call)) return nullptr;
+      shared_->calls.fetch_add(1);
+      return finish_now(context, grpc::Status::OK);
+    } catch (...) {
+      shared_->calls.fetch_add(1);
+      shared_->failed_calls.fetch_add(1);
+      return finish_now(context, status_from_exception(std::current_exception()));
+    }
   }
 
   static grpc::ServerUnaryReactor* finish_now(grpc::CallbackServerContext* context, grpc::Status status) {

@@ -15,6 +15,12 @@
 // - health_check() is the answer of the legacy HealthCheck RPC (is_healthy): the node's real
 //   readiness, not always true. The standard grpc.health.v1 service is driven separately through
 //   GrpcServer::set_serving().
+// - Hand-over fast path (optional): a handler that only hands a call over (validates, enqueues, returns)
+//   may override hand_over(). GrpcServer calls it first, on the gRPC thread that decoded the request,
+//   and answers the RPC at once (OK, empty result) when it returns true — no executor hop, which is
+//   most of a ring hop's cost. hand_over must be thread-safe, must not block, and may move from the
+//   call only when it returns true; false sends the call down the coroutine path. Its exceptions map
+//   to status codes as above. The default returns false.
 // - Presence is preserved both ways: an absent optional field stays nullopt, an empty but present
 //   one (legacy's empty inference_state) stays an empty value.
 #pragma once
@@ -106,6 +112,12 @@ class NodeServiceHandler {
   virtual asio::awaitable<void> send_result(ResultCall call) = 0;
   virtual asio::awaitable<void> send_opaque_status(OpaqueStatusCall call) = 0;
   virtual asio::awaitable<bool> health_check() = 0;
+
+  // The hand-over fast path (see the contract above).
+  virtual bool hand_over(PromptCall& /*call*/) { return false; }
+  virtual bool hand_over(TensorCall& /*call*/) { return false; }
+  virtual bool hand_over(ResultCall& /*call*/) { return false; }
+  virtual bool hand_over(OpaqueStatusCall& /*call*/) { return false; }
 };
 
 // Thrown by a handler (or the default send_example) for an RPC it does not implement: UNIMPLEMENTED.

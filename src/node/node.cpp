@@ -209,7 +209,10 @@ bool Node::has_model(const std::string& model_id) const {
 
 nlohmann::json Node::topology() const {
   topology::Topology t = ring_topology();
-  t.set_active_node_id(options_.node_id);
+  {
+    std::lock_guard lock(active_mutex_);
+    t.set_active_node_id(active_node_id_);
+  }
   return t.to_json();
 }
 

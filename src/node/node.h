@@ -15,6 +15,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -83,6 +84,7 @@ struct NodeCounters {
   std::atomic<std::uint64_t> generations_started{0};
   std::atomic<std::uint64_t> generations_failed{0};
   std::atomic<std::uint64_t> tokens_generated{0};
+  std::atomic<std::uint64_t> node_statuses_received{0};  // legacy node_status messages, own ones included
 };
 
 class Node : public resource::ResourceGroup, public api::Backend {
@@ -165,6 +167,12 @@ class Node : public resource::ResourceGroup, public api::Backend {
                                    net::InferenceState state);
   asio::awaitable<void> run_hop(RequestContext context, int hop, net::Tensor input, std::string request_id,
                                 net::InferenceState state);
+  // Runs the prompt's first hop here, announcing it with legacy node_status start/end_process_prompt
+  // statuses to every peer and to this node (they drive /v1/topology's active_node_id).
+  asio::awaitable<void> run_prompt_hop(RequestContext context, net::Tensor tokens, std::string request_id,
+                                       net::InferenceState state, std::string prompt);
+  void announce_prompt(const RequestContext& context, const std::string& request_id,
+                       const std::string& status, nlohmann::json extra);
   asio::awaitable<void> deliver_result(const RequestContext& context, std::string request_id,
                                        std::int32_t token, bool is_finished);
   asio::awaitable<void> drain_origin(std::shared_ptr<OriginRequest> origin);
@@ -191,6 +199,8 @@ class Node : public resource::ResourceGroup, public api::Backend {
   std::function<void()> on_shutdown_;
   std::atomic<bool> shutdown_requested_{false};
   NodeCounters counters_;
+  mutable std::mutex active_mutex_;
+  std::optional<std::string> active_node_id_;  // guarded by active_mutex_: who runs a prompt now (§2.7)
 
   // Ring state: touched only on the node's strand.
   std::shared_ptr<ClusterLink> cluster_;

@@ -157,7 +157,8 @@ asio::awaitable<void> Node::run_origin(std::shared_ptr<GenerationStream> stream,
       std::vector<std::int64_t> ids(prompt_ids.begin(), prompt_ids.end());
       std::vector<std::int64_t> shape{1, static_cast<std::int64_t>(ids.size())};
       auto tokens = net::Tensor::from_values<std::int64_t>(std::move(shape), ids);
-      co_await run_hop(context_copy, 0, std::move(tokens), request_id, std::move(state));
+      co_await run_prompt_hop(context_copy, std::move(tokens), request_id, std::move(state),
+                              std::move(prompt));
     } else {
       const auto& first = context.plan.first();
       try {
@@ -334,7 +335,7 @@ asio::awaitable<void> Node::run_prompt(topology::Shard shard, std::string prompt
     std::vector<std::int64_t> shape{1, static_cast<std::int64_t>(ids.size())};
     auto tokens = net::Tensor::from_values<std::int64_t>(std::move(shape), ids);
     const RequestContext context_copy = context;
-    co_await run_hop(context_copy, 0, std::move(tokens), request_id, std::move(state));
+    co_await run_prompt_hop(context_copy, std::move(tokens), request_id, std::move(state), std::move(prompt));
   } catch (const std::exception& e) {
     spawn(fail_request(std::move(context), request_id, describe_error(e)));
   }
@@ -402,6 +403,33 @@ asio::awaitable<void> Node::run_hop(RequestContext context, int hop, net::Tensor
   } catch (const std::exception& e) {
     spawn(fail_request(std::move(context), request_id, describe_error(e)));
   }
+}
+
+asio::awaitable<void> Node::run_prompt_hop(RequestContext context, net::Tensor tokens, std::string request_id,
+                                           net::InferenceState state, std::string prompt) {
+  const auto started = SteadyClock::now();
+  announce_prompt(context, request_id, "start_process_prompt", {{"prompt", std::move(prompt)}});
+  co_await run_hop(context, 0, std::move(tokens), request_id, std::move(state));
+  const auto elapsed = std::chrono::duration_cast<std::chrono::nanoseconds>(SteadyClock::now() - started);
+  announce_prompt(context, request_id, "end_process_prompt", {{"elapsed_time_ns", elapsed.count()}});
+}
+
+void Node::announce_prompt(const RequestContext& context, const std::string& request_id,
+                           const std::string& status, nlohmann::json extra) {
+  const auto& shard = context.plan.first().shard;
+  topology::Shard base = shard;
+  base.start_layer = 0;
+  base.end_layer = 0;
+  nlohmann::json message{{"type", "node_status"},
+                         {"node_id", options_.node_id},
+                         {"status", status},
+                         {"base_shard", topology::shard_to_json(base)},
+                         {"shard", topology::shard_to_json(shard)},
+                         {"request_id", request_id}};
+  message.update(extra);
+  handle_status(request_id, message);
+  if (cluster_ && resource::is_usable(state()))
+    spawn(broadcast_status(cluster_->peer_ids(), request_id, status_text(message)));
 }
 
 asio::awaitable<void> Node::deliver_result(const RequestContext& context, std::string request_id,
@@ -478,12 +506,16 @@ void Node::accept_status(std::string request_id, std::string status_json) {
 }
 
 void Node::handle_status(const std::string& request_id, const nlohmann::json& status) {
-  const auto type = status.value("type", std::string());
-  const auto from = status.value("node_id", std::string("?"));
+  // Peers' JSON: a field of the wrong type reads as absent (never an exception on the strand).
+  const auto text = [&status](const char* key) {
+    const auto it = status.find(key);
+    return it != status.end() && it->is_string() ? it->get<std::string>() : std::string();
+  };
+  const auto type = text("type");
+  const auto from = text("node_id");
   if (type == "request_failed") {
-    const auto error = status.contains("error") && status.at("error").is_string()
-                           ? status.at("error").get<std::string>()
-                           : fmt::format("node {} failed", from);
+    const auto error =
+        !text("error").empty() ? text("error") : fmt::format("node {} failed", from.empty() ? "?" : from);
     if (origins_.contains(request_id)) {
       end_origin(request_id, error, "");
     } else {
@@ -491,8 +523,18 @@ void Node::handle_status(const std::string& request_id, const nlohmann::json& st
     }
   } else if (type == "request_ended") {
     forget_request(request_id);
+  } else if (type == "node_status" && !from.empty()) {
+    // Legacy: start_* marks the sender as the active node; end_* clears the mark if it is still its.
+    ++counters_.node_statuses_received;
+    const auto what = text("status");
+    std::lock_guard lock(active_mutex_);
+    if (what.starts_with("start_")) {
+      active_node_id_ = from;
+    } else if (what.starts_with("end_") && active_node_id_ == from) {
+      active_node_id_.reset();
+    }
   }
-  // node_status, download_progress and supported_inference_engines carry nothing this node acts on.
+  // download_progress and supported_inference_engines carry nothing this node acts on.
 }
 
 void Node::forget_request(const std::string& request_id) {

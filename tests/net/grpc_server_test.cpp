@@ -242,6 +242,36 @@ TEST_F(GrpcServerTest, HandlerExceptionsMapToStatusCodes) {
   EXPECT_TRUE(wait_until([&] { return server_->counters().failed_calls >= 3U; }));
 }
 
+TEST_F(GrpcServerTest, HandOverAnswersAtOnceAndMapsItsErrors) {
+  TensorCall call;
+  call.shard = {"dummy", 0, 3, 8};
+  call.tensor = Tensor::from_values<float>({1, 1, 4}, std::vector<float>{1, 2, 3, 4});
+  call.request_id = "handed";
+  handler_->echo_tensor = true;  // the coroutine path would answer with the tensor
+
+  handler_->hand_over_tensors = 1;
+  node_service::Tensor response;
+  ASSERT_TRUE(send_tensor(encode_tensor_call(call), &response).ok());
+  EXPECT_TRUE(is_absent_tensor(response));  // answered by the fast path: the empty Tensor
+  ASSERT_EQ(handler_->handed_over().size(), 1U);
+  EXPECT_EQ(handler_->handed_over()[0], call);
+  EXPECT_TRUE(handler_->tensors().empty());
+
+  handler_->hand_over_tensors = 2;
+  const auto refused = send_tensor(encode_tensor_call(call));
+  EXPECT_EQ(refused.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_EQ(refused.error_message(), "tensor refused on hand-over");
+
+  handler_->hand_over_tensors = 0;  // declined: the coroutine path serves it, with the call intact
+  node_service::Tensor echoed;
+  ASSERT_TRUE(send_tensor(encode_tensor_call(call), &echoed).ok());
+  ASSERT_EQ(handler_->tensors().size(), 1U);
+  EXPECT_EQ(handler_->tensors()[0], call);
+  EXPECT_EQ(decode_tensor(echoed).value(), call.tensor);
+  EXPECT_TRUE(
+      wait_until([&] { return server_->counters().calls >= 3U && server_->counters().failed_calls >= 1U; }));
+}
+
 TEST_F(GrpcServerTest, LegacyHealthCheckAnswersFromTheHandler) {
   for (bool healthy : {true, false, true}) {
     handler_->healthy = healthy;

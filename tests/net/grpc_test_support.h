@@ -176,6 +176,16 @@ class TestHandler : public NodeServiceHandler {
 
   asio::awaitable<bool> health_check() override { co_return healthy.load(); }
 
+  // The fast path, per `hand_over_tensors`: 0 declines (coroutine path), 1 takes the call, 2 throws.
+  bool hand_over(TensorCall& call) override {
+    const int mode = hand_over_tensors.load();
+    if (mode == 0) return false;
+    if (mode == 2) throw std::invalid_argument("tensor refused on hand-over");
+    std::lock_guard lock(mutex_);
+    handed_over_.push_back(std::move(call));
+    return true;
+  }
+
   void set_reply(std::optional<Tensor> value) {
     std::lock_guard lock(mutex_);
     reply_ = std::move(value);
@@ -196,12 +206,14 @@ class TestHandler : public NodeServiceHandler {
   std::vector<TopologyQuery> queries() const { return locked(queries_); }
   std::vector<ResultCall> results() const { return locked(results_); }
   std::vector<OpaqueStatusCall> statuses() const { return locked(statuses_); }
+  std::vector<TensorCall> handed_over() const { return locked(handed_over_); }
 
   std::atomic<bool> healthy{true};
   std::atomic<bool> echo_tensor{false};
   std::atomic<bool> support_examples{true};
   std::atomic<bool> throw_on_result{false};
   std::atomic<bool> reject_status{false};
+  std::atomic<int> hand_over_tensors{0};
   std::atomic<int> stalled{0};          // calls that reached the gate
   std::atomic<int> stall_cancelled{0};  // calls cancelled while waiting at the gate
   std::atomic<int> stall_released{0};   // calls the gate let through
@@ -245,6 +257,7 @@ class TestHandler : public NodeServiceHandler {
   std::vector<TopologyQuery> queries_;
   std::vector<ResultCall> results_;
   std::vector<OpaqueStatusCall> statuses_;
+  std::vector<TensorCall> handed_over_;
 };
 
 }  // namespace exo::net::testing

@@ -203,6 +203,43 @@ TEST_F(ClusterTest, MetricsShowPeersAndDiscovery) {
   EXPECT_EQ(peers_up, 2U);
 }
 
+TEST_F(ClusterTest, ThePromptNodeAnnouncesItselfToEveryNode) {
+  // node-c holds the first layers: a chat from node-a makes node-c send start_process_prompt and
+  // end_process_prompt to every node, itself included; once it is done no node is marked active.
+  for (const auto& node : nodes_) EXPECT_EQ(node->counters().node_statuses_received.load(), 0U);
+  const auto out = collect(nodes_[0]->generate(chat("announced")));
+  ASSERT_EQ(out.finish, "stop");
+  EXPECT_TRUE(eventually([&] {
+    for (const auto& node : nodes_)
+      if (node->counters().node_statuses_received.load() < 2) return false;
+    return true;
+  }));
+  for (const auto& node : nodes_) EXPECT_TRUE(node->topology()["active_node_id"].is_null());
+}
+
+TEST_F(ClusterTest, NodeStatusesMarkAndClearTheActiveNode) {
+  const auto& node = nodes_[1];
+  const auto active = [&] { return node->topology()["active_node_id"]; };
+  EXPECT_TRUE(active().is_null());
+  node->accept_status("r1",
+                      R"({"type": "node_status", "node_id": "node-x", "status": "start_process_prompt"})");
+  EXPECT_TRUE(eventually([&] { return active() == "node-x"; }));
+  // Fields of the wrong type are ignored, never thrown on the node's strand.
+  node->accept_status("r1", R"({"type": 5, "node_id": [1], "status": {}})");
+  node->accept_status("r1", R"({"type": "node_status", "node_id": 7, "status": "end_process_prompt"})");
+  node->accept_status("r1", R"({"type": "request_failed", "node_id": "node-x", "error": 3})");
+  // Another node's end does not clear node-x's mark.
+  node->accept_status("r1",
+                      R"({"type": "node_status", "node_id": "node-y", "status": "end_process_prompt"})");
+  ASSERT_TRUE(eventually([&] { return node->counters().node_statuses_received.load() == 2; }));
+  EXPECT_EQ(active(), "node-x");
+  node->accept_status("r1",
+                      R"({"type": "node_status", "node_id": "node-x", "status": "end_process_prompt"})");
+  EXPECT_TRUE(eventually([&] { return active().is_null(); }));
+  const auto out = collect(node->generate(chat("after-statuses")));
+  EXPECT_EQ(out.finish, "stop");
+}
+
 TEST_F(ClusterTest, MaxTokensIsEnforcedByTheLastShard) {
   const auto out = collect(nodes_[0]->generate(chat("short", 5)));
   EXPECT_EQ(out.finish, "length");
