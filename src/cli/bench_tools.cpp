@@ -3,11 +3,16 @@
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <chrono>
 #include <cmath>
+#include <fstream>
 #include <iostream>
 #include <map>
 #include <numeric>
+#include <optional>
 #include <vector>
 
 #include "inference/compute_pool.h"
@@ -56,6 +61,49 @@ std::string type_summary(const GgufFile& file) {
 
 std::uint64_t matrix_bytes(const WeightMatrix& w) {
   return static_cast<std::uint64_t>(w.rows) * w.row_bytes;
+}
+
+// Resident set of this process now, in bytes (/proc/self/statm), or 0 when unreadable.
+std::uint64_t resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  std::uint64_t size_pages = 0;
+  std::uint64_t resident_pages = 0;
+  if (!(statm >> size_pages >> resident_pages)) return 0;
+  return resident_pages * static_cast<std::uint64_t>(::sysconf(_SC_PAGESIZE));
+}
+
+// Peak resident set of this process so far, in bytes.
+std::uint64_t peak_resident_bytes() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  return static_cast<std::uint64_t>(usage.ru_maxrss) * 1024U;
+}
+
+double mib(std::uint64_t bytes) {
+  return static_cast<double>(bytes) / 1048576.0;
+}
+
+// "START-END" (inclusive) within [0, n_layer); empty means the whole model.
+std::pair<std::int64_t, std::int64_t> parse_layer_range(const std::string& text, std::int64_t n_layer) {
+  if (text.empty()) return {0, n_layer - 1};
+  const auto dash = text.find('-');
+  std::size_t used_start = 0;
+  std::size_t used_end = 0;
+  std::int64_t start = -1;
+  std::int64_t end = -1;
+  try {
+    if (dash != std::string::npos) {
+      start = std::stoll(text.substr(0, dash), &used_start);
+      end = std::stoll(text.substr(dash + 1), &used_end);
+    }
+  } catch (const std::exception&) {
+    start = -1;
+  }
+  if (dash == std::string::npos || used_start != dash || used_end != text.size() - dash - 1 || start < 0 ||
+      end < start || end >= n_layer)
+    throw std::invalid_argument(
+        fmt::format("--layers '{}': expected START-END with 0 <= START <= END < {}", text, n_layer));
+  return {start, end};
 }
 
 }  // namespace
@@ -128,10 +176,37 @@ int run_bench(const BenchCommand& c, std::ostream& out, std::ostream& err) {
     return 2;
   }
   try {
+    // Load as the engine does (map, validate the shard's tensors, read ahead), then fault every page of
+    // the shard in: the time until the shard computes at full speed.
+    const auto load_start = std::chrono::steady_clock::now();
     const GgufFile file = GgufFile::open(c.model);
+    const double open_seconds = seconds_since(load_start);
     const ModelConfig config = ModelConfig::from_gguf(file);
-    const ModelWeights weights = ModelWeights::load(file, config, 0, config.n_layer - 1);
+    std::pair<std::int64_t, std::int64_t> range;
+    try {
+      range = parse_layer_range(c.layers, config.n_layer);
+    } catch (const std::invalid_argument& e) {
+      err << "exo bench: " << e.what() << "\n";
+      return 2;
+    }
+    const auto [first_layer, last_layer] = range;
+    const bool whole = first_layer == 0 && last_layer == config.n_layer - 1;
+    const ModelWeights weights = ModelWeights::load(file, config, first_layer, last_layer);
     weights.advise_will_need();
+    const double setup_seconds = seconds_since(load_start);
+    const std::uint64_t touched = weights.fault_in();
+    const double load_seconds = seconds_since(load_start);
+    out << fmt::format(
+        "load: layers {}-{} of {}{}: {:.1f} ms (open {:.1f} ms, shard set-up {:.1f} ms, "
+        "page-in {:.1f} ms of {:.1f} MiB); RSS {:.1f} MiB, peak {:.1f} MiB\n",
+        first_layer, last_layer, config.n_layer, whole ? " (whole model)" : "", load_seconds * 1e3,
+        open_seconds * 1e3, (setup_seconds - open_seconds) * 1e3, (load_seconds - setup_seconds) * 1e3,
+        mib(touched), mib(resident_bytes()), mib(peak_resident_bytes()));
+    if (!whole) {
+      if (c.prompt_tokens > 0 || c.generate_tokens > 0)
+        out << "note: pp and tg run on the whole model only; this shard was loaded and measured\n";
+      return 0;
+    }
     ComputePool pool(c.threads);
     // Bytes read per generated token: every weight except the embedding table, of which one row is
     // read (unless it doubles as the output matrix).
@@ -143,15 +218,6 @@ int run_bench(const BenchCommand& c, std::ostream& out, std::ostream& err) {
                        config.architecture_name, config.n_layer, config.n_embd, config.n_vocab,
                        type_summary(file), static_cast<double>(weights.weight_bytes()) / 1073741824.0);
     out << fmt::format("threads: {}, kernels: {}\n", pool.size(), kernel_variant_name(best_variant()));
-
-    const BandwidthResult bw = measure_read_bandwidth(pool, std::size_t{c.bandwidth_mib} << 20, 5);
-    out << fmt::format(
-        "memory read bandwidth: {:.2f} GB/s (best of {} passes over {} MiB; mean {:.2f} GB/s)\n",
-        bw.bytes_per_second / 1e9, bw.passes, bw.buffer_bytes >> 20, bw.mean_bytes_per_second / 1e9);
-    const double limit_tps = bw.bytes_per_second / static_cast<double>(per_token);
-    out << fmt::format(
-        "bandwidth limit for generation: {:.2f} tok/s ({:.1f} MiB of weights read per token)\n", limit_tps,
-        static_cast<double>(per_token) / 1048576.0);
 
     ForwardPass forward(config, weights, pool);
     auto budget = std::make_shared<KvBudget>(UINT64_MAX);
@@ -177,21 +243,38 @@ int run_bench(const BenchCommand& c, std::ostream& out, std::ostream& err) {
     run_pp(std::max(1, std::min(c.prompt_tokens, 32)));
     run_tg(1);
 
-    out << "| test | tok/s | note |\n|---|---:|---|\n";
+    std::optional<Stats> pp;
+    std::optional<Stats> tg;
     if (c.prompt_tokens > 0) {
       std::vector<double> rates;
       for (int r = 0; r < c.repetitions; ++r) rates.push_back(c.prompt_tokens / run_pp(c.prompt_tokens));
-      const Stats s = stats(rates);
-      out << fmt::format("| pp{} | {:.2f} ± {:.2f} | one batch of {} tokens |\n", c.prompt_tokens, s.mean,
-                         s.stddev, c.prompt_tokens);
+      pp = stats(rates);
     }
     if (c.generate_tokens > 0) {
       std::vector<double> rates;
       for (int r = 0; r < c.repetitions; ++r) rates.push_back(c.generate_tokens / run_tg(c.generate_tokens));
-      const Stats s = stats(rates);
-      out << fmt::format("| tg{} | {:.2f} ± {:.2f} | {:.1f}% of the bandwidth limit ({:.2f} tok/s) |\n",
-                         c.generate_tokens, s.mean, s.stddev, 100.0 * s.mean / limit_tps, limit_tps);
+      tg = stats(rates);
     }
+    // Read before the bandwidth probe, whose buffer would count in the peak.
+    out << fmt::format("memory: peak RSS {:.1f} MiB with the tests' KV caches ({:.1f} MiB of weights)\n",
+                       mib(peak_resident_bytes()), mib(weights.weight_bytes()));
+    // The probe runs after the tests so that its buffer stays out of their memory figures.
+    const BandwidthResult bw = measure_read_bandwidth(pool, std::size_t{c.bandwidth_mib} << 20, 5);
+    out << fmt::format(
+        "memory read bandwidth: {:.2f} GB/s (best of {} passes over {} MiB; mean {:.2f} GB/s)\n",
+        bw.bytes_per_second / 1e9, bw.passes, bw.buffer_bytes >> 20, bw.mean_bytes_per_second / 1e9);
+    const double limit_tps = bw.bytes_per_second / static_cast<double>(per_token);
+    out << fmt::format(
+        "bandwidth limit for generation: {:.2f} tok/s ({:.1f} MiB of weights read per token)\n", limit_tps,
+        static_cast<double>(per_token) / 1048576.0);
+
+    out << "| test | tok/s | note |\n|---|---:|---|\n";
+    if (pp)
+      out << fmt::format("| pp{} | {:.2f} ± {:.2f} | one batch of {} tokens |\n", c.prompt_tokens, pp->mean,
+                         pp->stddev, c.prompt_tokens);
+    if (tg)
+      out << fmt::format("| tg{} | {:.2f} ± {:.2f} | {:.1f}% of the bandwidth limit ({:.2f} tok/s) |\n",
+                         c.generate_tokens, tg->mean, tg->stddev, 100.0 * tg->mean / limit_tps, limit_tps);
     return 0;
   } catch (const std::exception& e) {
     err << "exo bench: " << e.what() << "\n";
@@ -233,6 +316,9 @@ void add_bench_tool_commands(CLI::App& app, BenchToolOptions& o) {
   bench->add_option("-t,--threads", o.bench.threads, "Threads (0: one per hardware thread)");
   bench->add_option("-r,--repetitions", o.bench.repetitions, "Repetitions of each test")
       ->capture_default_str();
+  bench->add_option("--layers", o.bench.layers,
+                    "Load only layers START-END (inclusive), as a node's shard, and report its load time and "
+                    "memory (default: the whole model)");
   bench->add_option("--bandwidth-mib", o.bench.bandwidth_mib, "Buffer of the bandwidth probe in MiB")
       ->check(CLI::Range(1U, 65536U))
       ->capture_default_str();

@@ -51,6 +51,7 @@ struct BenchCommand {
   unsigned threads = 0;          // -t (0: one per hardware thread)
   int repetitions = 3;           // -r
   unsigned bandwidth_mib = 512;  // buffer of the bandwidth probe
+  std::string layers;            // --layers START-END: load only this shard (pp/tg need the whole model)
 };
 
 int run_gguf_gen(const GgufGenCommand& command, std::ostream& out, std::ostream& err);

@@ -64,6 +64,9 @@ class ModelWeights {
   std::uint64_t weight_bytes() const noexcept { return weight_bytes_; }
   // madvise(MADV_WILLNEED) over the shard's tensor ranges; returns false when the OS refused.
   bool advise_will_need() const noexcept;
+  // Reads one byte of every page of the shard's tensors, so that all are resident; returns the bytes
+  // covered. What a first request would otherwise fault in.
+  std::uint64_t fault_in() const noexcept;
 
  private:
   struct Span {

@@ -55,6 +55,29 @@ TEST(ModelGenerator, DemoPresetIsSmallAndLoadsAsALlamaModel) {
   std::filesystem::remove(path);
 }
 
+TEST(ModelGenerator, AShardCountsAndFaultsInOnlyItsOwnTensors) {
+  GenerateOptions o;
+  o.shape = *model_preset("demo");  // 4 layers, separate output matrix
+  const auto path = temp_path("shard");
+  generate_model(o, path);
+  const GgufFile f = GgufFile::open(path);
+  const ModelConfig config = ModelConfig::from_gguf(f);
+  std::uint64_t all = 0;
+  std::uint64_t layer_two = 0;
+  for (const auto& t : f.tensors()) {
+    all += t.byte_size;
+    if (t.name.starts_with("blk.2.")) layer_two += t.byte_size;
+  }
+  const ModelWeights whole = ModelWeights::load(f, config, 0, config.n_layer - 1);
+  EXPECT_EQ(whole.weight_bytes(), all);
+  EXPECT_EQ(whole.fault_in(), all);
+  // A middle shard: its layer only, neither the embeddings nor the output.
+  const ModelWeights middle = ModelWeights::load(f, config, 2, 2);
+  EXPECT_EQ(middle.weight_bytes(), layer_two);
+  EXPECT_EQ(middle.fault_in(), layer_two);
+  std::filesystem::remove(path);
+}
+
 TEST(ModelGenerator, WeightsHaveTheRequestedDistributionAndAreDeterministic) {
   GenerateOptions o;
   o.shape = tiny_shape();
