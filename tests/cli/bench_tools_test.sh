@@ -7,13 +7,8 @@ set -u
 EXO="$1"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
-check() {  # check NAME COMMAND...
-  local name="$1"; shift
-  if "$@"; then passed=$((passed + 1)); echo "ok   $name"; else failed=$((failed + 1)); echo "FAIL $name"; fi
-}
-contains() { grep -Eq -- "$2" "$1"; }
+# shellcheck source=checks.sh
+. "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
 
 "$EXO" gguf-gen --type q8_0 --out "$work/demo.gguf" >"$work/gen.out" 2>&1
 check "gguf-gen writes the demo model" test -s "$work/demo.gguf"

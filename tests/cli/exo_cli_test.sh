@@ -6,16 +6,11 @@ set -u
 EXO="$1"
 work=$(mktemp -d)
 export EXO_MODELS_DIR="$work/models"  # the demo model is generated here, not in the user's cache
-passed=0
-failed=0
+# shellcheck source=checks.sh
+. "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null; done; rm -rf "$work"; }
 trap cleanup EXIT
-
-check() {  # check NAME COMMAND...
-  local name="$1"; shift
-  if "$@"; then passed=$((passed + 1)); echo "ok   $name"; else failed=$((failed + 1)); echo "FAIL $name"; fi
-}
 
 # Starts a node with a random API port; sets NODE_PID and API.
 start_node() {

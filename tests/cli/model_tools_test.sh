@@ -11,13 +11,8 @@ if [ ! -d "$MODELS" ]; then echo "SKIP: $MODELS not found"; exit 77; fi
 command -v python3 >/dev/null || { echo "SKIP: python3 is needed to compare logits"; exit 77; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
-check() {  # check NAME COMMAND...
-  local name="$1"; shift
-  if "$@"; then passed=$((passed + 1)); echo "ok   $name"; else failed=$((failed + 1)); echo "FAIL $name"; fi
-}
-
+# shellcheck source=checks.sh
+. "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
 # Prints the input ids stored in a .logits.bin.
 golden_tokens() {
   python3 -c 'import struct,sys; d=open(sys.argv[1],"rb").read(); n=struct.unpack_from("<i",d,0)[0]; print(" ".join(str(v) for v in struct.unpack_from("<%di"%n,d,8)))' "$1"

@@ -7,8 +7,8 @@ tag="x$$"
 hub="exo-${tag}-hub"
 work=$(mktemp -d)
 declare -A pid
-passed=0
-failed=0
+# shellcheck source=checks.sh
+. "$(dirname "${BASH_SOURCE[0]}")/checks.sh"
 DISCOVERY_TIMEOUT=${DISCOVERY_TIMEOUT:-8}
 
 ns() { echo "exo-${tag}-$1"; }
@@ -54,11 +54,6 @@ start_node() {  # start_node I: node I with UDP discovery, gRPC port 50051, API 
     --discovery-module udp --discovery-timeout "$DISCOVERY_TIMEOUT" --log-level debug \
     >>"$work/node$i.log" 2>&1 &
   pid[$i]=$!
-}
-
-check() {  # check NAME COMMAND...
-  local name="$1"; shift
-  if "$@"; then passed=$((passed + 1)); echo "ok   $name"; else failed=$((failed + 1)); echo "FAIL $name"; fi
 }
 
 # Polls COMMAND until it succeeds or SECONDS pass (the condition is what is waited for).
