@@ -3,12 +3,16 @@
 //
 // - BM_Matvec/<type>/<rows>/<cols>: one token (generation). Counters: weight GB/s and the percentage
 //   of the machine's read bandwidth measured at start-up with the same thread count.
+// - BM_MatvecFromDram/<type>: one token against a 5632x2048 matrix that is never in cache: each
+//   iteration reads the next of enough copies to exceed 384 MiB, as generation streams a model.
+//   Counters: weight GB/s and the percentage of the measured read bandwidth.
 // - BM_Matmul/<type>/<rows>/<cols>/128: a 128-token batch (prompt processing). Counter: tokens/s for
 //   this one matrix and effective GMAC/s.
 // - BM_Reference*: the scalar oracle on the same shapes, for the speedup of the fast path.
 // Threads: EXO_BENCH_THREADS (default 2).
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <random>
 #include <string>
@@ -102,6 +106,33 @@ void BM_Matvec(benchmark::State& state) {
       benchmark::Counter(bytes / bw * 100.0, benchmark::Counter::kIsIterationInvariantRate);
 }
 
+void BM_MatvecFromDram(benchmark::State& state) {
+  const auto type = types[state.range(0)];
+  const Matrix& one = matrix(type, 5632, 2048);
+  const std::size_t size = one.bytes.size();
+  const std::size_t copies = ((std::size_t{384} << 20) + size - 1) / size;
+  std::vector<std::uint8_t> all(size * copies);
+  for (std::size_t i = 0; i < copies; ++i)
+    std::copy(one.bytes.begin(), one.bytes.end(), all.begin() + i * size);
+  const auto x = activations(one.view.cols);
+  std::vector<float> y(static_cast<std::size_t>(one.view.rows));
+  const double bw = bandwidth();
+  std::size_t next = 0;
+  for (auto _ : state) {
+    WeightMatrix view = one.view;
+    view.data = all.data() + next * size;
+    next = (next + 1) % copies;
+    exo::inference::matmul(view, x, 1, y, pool());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetLabel(std::string(exo::inference::tensor_type_name(type)));
+  const auto bytes = static_cast<double>(size);
+  state.counters["GB/s"] = benchmark::Counter(bytes / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["bw_GB/s"] = bw / 1e9;
+  state.counters["pct_bw"] =
+      benchmark::Counter(bytes / bw * 100.0, benchmark::Counter::kIsIterationInvariantRate);
+}
+
 void BM_Matmul(benchmark::State& state) {
   const auto type = types[state.range(0)];
   const Matrix& m = matrix(type, state.range(1), state.range(2));
@@ -167,6 +198,15 @@ void shapes(benchmark::internal::Benchmark* b, bool batch) {
 }
 
 BENCHMARK(BM_Matvec)->Apply([](benchmark::internal::Benchmark* b) { shapes(b, false); });
+// Q8_0, Q4_0, F16, Q4_K, Q6_K: best of 5 runs (the machine is shared; the minimum is the signal).
+BENCHMARK(BM_MatvecFromDram)
+    ->ArgsProduct({{3, 4, 1, 8, 10}})
+    ->ArgNames({"type"})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime()
+    ->MinTime(0.5)
+    ->Repetitions(5)
+    ->ReportAggregatesOnly(true);
 BENCHMARK(BM_Matmul)->Apply([](benchmark::internal::Benchmark* b) { shapes(b, true); });
 // Speedups: the oracle and the portable kernels on the 2048x2048 shape only (they are slow).
 BENCHMARK(BM_Portable)

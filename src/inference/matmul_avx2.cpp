@@ -208,11 +208,11 @@ struct FloatKernel {
 
 template <TensorType T>
 struct Q8Kernel {
-  // Chosen by measurement on the development machine (AVX2): 1 row x 8 tokens for batches, 2 rows
-  // for matrix-vector.
+  // Chosen by measurement on the development machine (AVX2): 1 row x 8 tokens for batches, 1 row
+  // for matrix-vector (from DRAM, 2 rows per tile ran at half the speed: BM_MatvecFromDram).
   static constexpr int rows_per_tile = 1;
   static constexpr int tokens_per_tile = 8;
-  static constexpr int matvec_rows = 2;
+  static constexpr int matvec_rows = 1;
   // Q8_0 levels are signed: the activation takes their sign (vpsignb) and vpmaddubsw multiplies
   // their magnitudes. The other formats keep their unsigned levels (0..15 / 0..31); Q4_0 and Q5_0
   // subtract their zero point (8 / 16) as zero_point * sum(activation levels), spread evenly over
