@@ -47,8 +47,13 @@ void quantize_activation_q8(const float* x, std::int64_t n, ActQ8* out) {
     block.d = fp16_to_float(float_to_fp16(d));
     std::int32_t sum = 0;
     for (int j = 0; j < q8_block; ++j) {
-      const auto q = static_cast<std::int8_t>(std::round(v[j] * inverse));
-      block.qs[j] = q;
+      // std::round (half away from zero) without its library call: |scaled| <= 127, so the
+      // truncation and the fraction are exact.
+      const float scaled = v[j] * inverse;
+      auto q = static_cast<std::int32_t>(scaled);
+      const float fraction = scaled - static_cast<float>(q);
+      q += static_cast<std::int32_t>(fraction >= 0.5f) - static_cast<std::int32_t>(fraction <= -0.5f);
+      block.qs[j] = static_cast<std::int8_t>(q);
       sum += q;
     }
     block.sum = sum;

@@ -323,6 +323,18 @@ TEST(ActivationQuantization, Q8BlocksRoundTripWithinHalfAStep) {
   }
 }
 
+TEST(ActivationQuantization, Q8RoundsHalfAwayFromZeroAsGgml) {
+  // amax 127 makes the scale exactly 1, so every value is its own scaled value: ties included.
+  std::vector<float> x(32, 0.0f);
+  const float values[] = {127.0f, -126.5f, 2.5f, -2.5f, 0.5f, -0.5f, 0.49999997f, -1.5f, 3.4999998f, 126.5f};
+  std::copy(std::begin(values), std::end(values), x.begin());
+  kernels::ActQ8 block{};
+  kernels::quantize_activation_q8(x.data(), 32, &block);
+  ASSERT_EQ(block.d, 1.0f);
+  for (std::size_t j = 0; j < std::size(values); ++j)
+    EXPECT_EQ(block.qs[j], static_cast<std::int8_t>(std::round(values[j]))) << values[j];
+}
+
 TEST(ActivationQuantization, Q8KBlocksRoundTripAndCarryGroupSums) {
   std::mt19937 rng(4);
   auto x = random_activations(256 * 3, rng);
