@@ -99,6 +99,27 @@ ChatRequest parse_chat_request(const std::string& body, const std::string& defau
     if (!(p > 0.0 && p <= 1.0)) bad("\"top_p\" must be in (0, 1]");
     g.top_p = static_cast<float>(p);
   }
+  // Sampling extensions (llama.cpp server and vLLM names): top_k, min_p, repeat_penalty.
+  if (j.contains("top_k") && !j["top_k"].is_null()) {
+    if (!j["top_k"].is_number_integer() || j["top_k"].get<std::int64_t>() < 0 ||
+        j["top_k"].get<std::int64_t>() > 1'000'000)
+      bad("\"top_k\" must be an integer between 0 and 1000000 (0: off)");
+    g.top_k = static_cast<std::int32_t>(j["top_k"].get<std::int64_t>());
+  }
+  if (j.contains("min_p") && !j["min_p"].is_null()) {
+    if (!j["min_p"].is_number()) bad("\"min_p\" must be a number");
+    const double p = j["min_p"].get<double>();
+    if (!(p >= 0.0 && p <= 1.0)) bad("\"min_p\" must be in [0, 1]");
+    g.min_p = static_cast<float>(p);
+  }
+  for (const char* key : {"repeat_penalty", "repetition_penalty"}) {
+    if (!j.contains(key) || j[key].is_null()) continue;
+    if (!j[key].is_number()) bad(std::string("\"") + key + "\" must be a number");
+    const double penalty = j[key].get<double>();
+    if (!(penalty >= 0.01 && penalty <= 100.0))
+      bad(std::string("\"") + key + "\" must be in [0.01, 100] (1: off)");
+    g.repeat_penalty = static_cast<float>(penalty);
+  }
   if (j.contains("seed") && !j["seed"].is_null()) {
     if (!j["seed"].is_number_integer()) bad("\"seed\" must be an integer");
     g.seed = static_cast<std::uint64_t>(j["seed"].get<std::int64_t>());

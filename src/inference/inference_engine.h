@@ -57,7 +57,10 @@ class InferenceEngine : public resource::AsyncResource {
   }
 
   virtual asio::awaitable<std::vector<std::int32_t>> encode(std::string text) = 0;
-  // Text of `tokens` (a complete UTF-8 prefix; streaming callers keep their own detokenizer state).
+  // Text of generated `tokens`, as a continuation of the prompt: SPM pieces keep their leading space
+  // (no dummy-prefix removal), so decoding one token at a time concatenates to the same text as
+  // decoding them together. The bytes may end inside a UTF-8 character; streaming callers keep
+  // their own state (TextAssembler).
   virtual asio::awaitable<std::string> decode(std::vector<std::int32_t> tokens) = 0;
   virtual asio::awaitable<net::Tensor> infer_tensor(std::string request_id, topology::Shard shard,
                                                     net::Tensor input) = 0;

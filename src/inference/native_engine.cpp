@@ -285,7 +285,9 @@ asio::awaitable<std::string> NativeEngine::decode(std::vector<std::int32_t> toke
   if (!ready()) co_await ensure_ready();
   auto l = loaded();
   if (!l) throw resource::ClosedError(id(), "native engine: no model loaded");
-  co_return l->tokenizer->decode(tokens);
+  DecodeOptions continuation;
+  continuation.strip_space_prefix = false;  // generated text continues the prompt
+  co_return l->tokenizer->decode(tokens, continuation);
 }
 
 asio::awaitable<net::Tensor> NativeEngine::infer_tensor(std::string request_id, topology::Shard shard,

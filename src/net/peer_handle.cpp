@@ -10,17 +10,56 @@
 #include <asio/executor_work_guard.hpp>
 #include <asio/post.hpp>
 #include <asio/use_awaitable.hpp>
+#include <chrono>
+#include <mutex>
+#include <set>
 #include <system_error>
 
 #include "net/grpc_messages.h"
 #include "net/node_service.grpc.pb.h"
 #include "net/proto_convert.h"
+#include "resource/timeouts.h"
 
 namespace exo::net {
+
+// The calls in flight on one channel. Cleanup closes it, cancels them and waits for their callbacks,
+// so that no gRPC callback runs (and posts to, or destroys, an executor) after the peer handle's
+// cleanup: the io_context may be gone by then. Holds no Asio object, so a gRPC thread may drop the
+// last reference. Thread-safe.
+class CallTracker {
+ public:
+  // False once closed: the call must not start.
+  bool begin(grpc::ClientContext* context) {
+    std::lock_guard lock(mutex_);
+    if (closed_) return false;
+    contexts_.insert(context);
+    return true;
+  }
+  void end(grpc::ClientContext* context) {
+    std::lock_guard lock(mutex_);
+    contexts_.erase(context);
+  }
+  // Refuses new calls and cancels the running ones (their callbacks follow on gRPC threads).
+  void close() {
+    std::lock_guard lock(mutex_);
+    closed_ = true;
+    for (auto* context : contexts_) context->TryCancel();
+  }
+  bool idle() {
+    std::lock_guard lock(mutex_);
+    return contexts_.empty();
+  }
+
+ private:
+  std::mutex mutex_;
+  bool closed_ = false;                      // guarded by mutex_
+  std::set<grpc::ClientContext*> contexts_;  // guarded by mutex_; the calls whose callback has not run
+};
 
 struct PeerHandle::Stub {
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<node_service::NodeService::Stub> stub;
+  std::shared_ptr<CallTracker> calls = std::make_shared<CallTracker>();
 };
 
 namespace {
@@ -126,6 +165,16 @@ struct UnaryInitiation {
     call->context.set_deadline(std::chrono::system_clock::now() + timeout);
     call->context.set_wait_for_ready(wait_for_ready);
     if (uncompressed) call->context.set_compression_algorithm(GRPC_COMPRESS_NONE);
+    auto tracker = stub->calls;
+    if (!tracker->begin(&call->context)) {
+      // The handle is being cleaned up: the call fails at once without reaching gRPC.
+      auto executor = asio::get_associated_executor(handler);
+      asio::post(executor, [handler = std::forward<Handler>(handler)]() mutable {
+        std::move(handler)(UnaryOutcome<Response>{
+            grpc::Status(grpc::StatusCode::UNAVAILABLE, "the peer handle is closing"), Response(), false});
+      });
+      return;
+    }
     auto slot = asio::get_associated_cancellation_slot(handler);
     if (slot.is_connected()) {
       slot.assign([call](asio::cancellation_type /*type*/) {
@@ -137,17 +186,24 @@ struct UnaryInitiation {
     using HandlerType = std::decay_t<Handler>;
     auto pending = std::make_shared<Pending<HandlerType>>(
         Pending<HandlerType>{std::forward<Handler>(handler), std::move(work), call, stub});
-    invoke(stub->stub->async(), &call->context, &call->request, &call->response,
-           [pending](grpc::Status status) {
-             auto executor = pending->work.get_executor();
-             asio::post(executor, [pending, status = std::move(status)]() mutable {
-               auto handler_slot = asio::get_associated_cancellation_slot(pending->handler);
-               if (handler_slot.is_connected()) handler_slot.clear();
-               UnaryOutcome<Response> outcome{std::move(status), std::move(pending->call->response),
-                                              pending->call->cancelled.load()};
-               pending->work.reset();
-               std::move(pending->handler)(std::move(outcome));
-             });
+    grpc::ClientContext* context = &call->context;
+    invoke(stub->stub->async(), context, &call->request, &call->response,
+           [pending, tracker, context](grpc::Status status) mutable {
+             {
+               // Every Asio object leaves this thread with the posted handler: after end() the
+               // cleanup may finish and the io_context go away.
+               auto owned = std::move(pending);
+               auto executor = owned->work.get_executor();
+               asio::post(executor, [owned = std::move(owned), status = std::move(status)]() mutable {
+                 auto handler_slot = asio::get_associated_cancellation_slot(owned->handler);
+                 if (handler_slot.is_connected()) handler_slot.clear();
+                 UnaryOutcome<Response> outcome{std::move(status), std::move(owned->call->response),
+                                                owned->call->cancelled.load()};
+                 owned->work.reset();
+                 std::move(owned->handler)(std::move(outcome));
+               });
+             }
+             tracker->end(context);
            });
   }
 };
@@ -438,9 +494,17 @@ asio::awaitable<void> PeerHandle::do_initialize() {
 }
 
 asio::awaitable<void> PeerHandle::do_cleanup() {
-  std::lock_guard lock(stub_mutex_);
-  stub_.reset();  // calls in flight keep their own reference until their deadline
-  co_return;
+  std::shared_ptr<Stub> closing;
+  {
+    std::lock_guard lock(stub_mutex_);
+    closing = std::move(stub_);
+  }
+  if (!closing) co_return;
+  // Cancel the calls in flight and wait for their callbacks (bounded: gRPC answers a cancel at once).
+  closing->calls->close();
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!closing->calls->idle() && std::chrono::steady_clock::now() < give_up)
+    co_await resource::sleep_for(std::chrono::milliseconds(1));
 }
 
 asio::awaitable<resource::HealthStatus> PeerHandle::do_health_check() {

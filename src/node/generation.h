@@ -32,6 +32,9 @@ struct GenerationRequest {
   std::int32_t max_tokens = 0;  // 0: the node's --max-generate-tokens
   float temperature = 0.0F;
   float top_p = 1.0F;
+  std::int32_t top_k = 0;       // 0: off
+  float min_p = 0.0F;           // 0: off
+  float repeat_penalty = 1.0F;  // 1: off; applies to the last 64 tokens, prompt included
   std::optional<std::uint64_t> seed;
   std::vector<std::string> stop;
 };

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <atomic>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -153,7 +154,8 @@ class Node : public resource::ResourceGroup, public api::Backend {
   struct OriginRequest;
   struct HopRecord {
     std::chrono::steady_clock::time_point last_activity;
-    std::int32_t generated = 0;  // tokens sampled here (last hop only)
+    std::int32_t generated = 0;        // tokens sampled here (last hop only)
+    std::vector<std::int32_t> recent;  // with a repeat penalty: the last tokens sampled here
   };
 
   // Adds rpc, discovery and cluster members (unless discovery is "none"); part of create().
@@ -201,6 +203,7 @@ class Node : public resource::ResourceGroup, public api::Backend {
   NodeCounters counters_;
   mutable std::mutex active_mutex_;
   std::optional<std::string> active_node_id_;  // guarded by active_mutex_: who runs a prompt now (§2.7)
+  std::deque<std::string> ended_prompts_;      // guarded by active_mutex_: last requests whose end_* came
 
   // Ring state: touched only on the node's strand.
   std::shared_ptr<ClusterLink> cluster_;

@@ -4,6 +4,7 @@
 // there and run as tasks owned by the node, so cleanup() cancels and joins them.
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <asio/post.hpp>
 #include <deque>
 
@@ -125,6 +126,9 @@ asio::awaitable<void> Node::run_origin(std::shared_ptr<GenerationStream> stream,
     context.plan = std::move(plan).value();
     context.temperature = request.temperature;
     context.top_p = request.top_p;
+    context.top_k = request.top_k;
+    context.min_p = request.min_p;
+    context.repeat_penalty = request.repeat_penalty;
     context.seed = request.seed.value_or(0);
     context.max_tokens = request.max_tokens > 0 ? std::min(request.max_tokens, options_.max_generate_tokens)
                                                 : options_.max_generate_tokens;
@@ -132,6 +136,10 @@ asio::awaitable<void> Node::run_origin(std::shared_ptr<GenerationStream> stream,
     const auto prompt_ids = co_await engine_->encode(prompt);
     if (prompt_ids.empty()) throw std::invalid_argument("the prompt encodes to no tokens");
     origin->prompt_tokens = static_cast<std::int32_t>(prompt_ids.size());
+    if (context.repeat_penalty != 1.0F) {
+      const auto tail = std::min<std::size_t>(prompt_ids.size(), RequestContext::kRepeatWindow);
+      context.prompt_tail.assign(prompt_ids.end() - static_cast<std::ptrdiff_t>(tail), prompt_ids.end());
+    }
     if (model.context_length > 0) {
       // The answer ends ("length") where the model's context does.
       const auto room = model.context_length - static_cast<std::int64_t>(prompt_ids.size());
@@ -267,6 +275,8 @@ void Node::peer_lost(const std::string& node_id, const std::string& reason) {
     for (const auto& id : affected)
       self->end_origin(
           id, fmt::format("node {} left the cluster ({}); the request was stopped", node_id, reason), "");
+    std::lock_guard lock(self->active_mutex_);
+    if (self->active_node_id_ == node_id) self->active_node_id_.reset();  // its end will never come
   });
 }
 
@@ -375,13 +385,28 @@ asio::awaitable<void> Node::run_hop(RequestContext context, int hop, net::Tensor
       co_return;
     }
     // The last layers are here: sample the next token.
-    const inference::SamplingParams params{
-        context.temperature, context.top_p,
-        context.seed + static_cast<std::uint64_t>(hops_[request_id].generated)};
+    inference::SamplingParams params;
+    params.temperature = context.temperature;
+    params.top_p = context.top_p;
+    params.seed = context.seed + static_cast<std::uint64_t>(hops_[request_id].generated);
+    params.top_k = context.top_k;
+    params.min_p = context.min_p;
+    params.repeat_penalty = context.repeat_penalty;
+    params.repeat_last_n = RequestContext::kRepeatWindow;
+    if (context.repeat_penalty != 1.0F) {
+      params.history = context.prompt_tail;
+      const auto& recent = hops_[request_id].recent;
+      params.history.insert(params.history.end(), recent.begin(), recent.end());
+    }
     const std::int32_t token = co_await engine_->sample(std::move(output), params);
     if (is_ended(request_id)) co_return;
     auto& sampled = hops_[request_id];
     ++sampled.generated;
+    if (context.repeat_penalty != 1.0F) {
+      sampled.recent.push_back(token);
+      if (sampled.recent.size() > static_cast<std::size_t>(RequestContext::kRepeatWindow))
+        sampled.recent.erase(sampled.recent.begin());
+    }
     const bool finished = token == engine_->model().eos_token_id || sampled.generated >= context.max_tokens;
     co_await deliver_result(context, request_id, token, finished);
     if (finished) {
@@ -526,12 +551,18 @@ void Node::handle_status(const std::string& request_id, const nlohmann::json& st
   } else if (type == "node_status" && !from.empty()) {
     // Legacy: start_* marks the sender as the active node; end_* clears the mark if it is still its.
     ++counters_.node_statuses_received;
+    // Statuses travel as separate RPCs, so an end can overtake its start: a start whose request
+    // already ended is ignored.
     const auto what = text("status");
     std::lock_guard lock(active_mutex_);
-    if (what.starts_with("start_")) {
+    const bool ended =
+        std::find(ended_prompts_.begin(), ended_prompts_.end(), request_id) != ended_prompts_.end();
+    if (what.starts_with("start_") && !ended) {
       active_node_id_ = from;
-    } else if (what.starts_with("end_") && active_node_id_ == from) {
-      active_node_id_.reset();
+    } else if (what.starts_with("end_")) {
+      if (active_node_id_ == from) active_node_id_.reset();
+      ended_prompts_.push_back(request_id);
+      if (ended_prompts_.size() > 256) ended_prompts_.pop_front();
     }
   }
   // download_progress and supported_inference_engines carry nothing this node acts on.

@@ -74,6 +74,14 @@ void RequestContext::store(net::InferenceState& state) const {
                             {"top_p", top_p},
                             {"seed", seed},
                             {"max_tokens", max_tokens}};
+  // Only what differs from the defaults travels (peers of an earlier version send none of these).
+  auto& carried = state.other_data[kKey];
+  if (top_k != 0) carried["top_k"] = top_k;
+  if (min_p != 0.0F) carried["min_p"] = min_p;
+  if (repeat_penalty != 1.0F) {
+    carried["repeat_penalty"] = repeat_penalty;
+    carried["prompt_tail"] = prompt_tail;
+  }
 }
 
 Result<std::optional<RequestContext>> RequestContext::from_state(const net::InferenceState& state) {
@@ -106,6 +114,30 @@ Result<std::optional<RequestContext>> RequestContext::from_state(const net::Infe
   c.top_p = static_cast<float>(*top_p);
   c.max_tokens = static_cast<std::int32_t>(*max_tokens);
   c.seed = seed->get<std::uint64_t>();
+  if (j.contains("top_k")) {
+    const auto top_k = number("top_k", 0.0, 1e9);
+    if (!top_k || !j.at("top_k").is_number_integer()) return invalid("top_k: expected an integer >= 0");
+    c.top_k = static_cast<std::int32_t>(*top_k);
+  }
+  if (j.contains("min_p")) {
+    const auto min_p = number("min_p", 0.0, 1.0);
+    if (!min_p) return invalid("min_p: expected a number in [0, 1]");
+    c.min_p = static_cast<float>(*min_p);
+  }
+  if (j.contains("repeat_penalty")) {
+    const auto penalty = number("repeat_penalty", 0.01, 100.0);
+    if (!penalty) return invalid("repeat_penalty: expected a number in [0.01, 100]");
+    c.repeat_penalty = static_cast<float>(*penalty);
+    const auto tail = j.find("prompt_tail");
+    if (tail == j.end() || !tail->is_array() || tail->size() > static_cast<std::size_t>(kRepeatWindow))
+      return invalid("prompt_tail: expected an array of at most 64 token ids");
+    for (const auto& id : *tail) {
+      if (!id.is_number_integer() || id.get<std::int64_t>() < 0 ||
+          id.get<std::int64_t>() > std::numeric_limits<std::int32_t>::max())
+        return invalid("prompt_tail: expected token ids");
+      c.prompt_tail.push_back(static_cast<std::int32_t>(id.get<std::int64_t>()));
+    }
+  }
   const auto plan = j.find("plan");
   if (plan == j.end() || !plan->is_array()) return invalid("plan: expected an array");
   if (plan->size() > 4096) return invalid("plan: too many hops");

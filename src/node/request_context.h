@@ -48,12 +48,20 @@ struct RingPlan {
 };
 
 struct RequestContext {
+  static constexpr std::int32_t kRepeatWindow = 64;  // tokens the repeat penalty looks back over
+
   // The node whose API took the request; tokens go there. Empty for a request that came from a
   // legacy peer: tokens are then broadcast to every peer, as legacy exo does.
   std::string origin_node_id;
   RingPlan plan;
   float temperature = 0.0F;
   float top_p = 1.0F;
+  std::int32_t top_k = 0;
+  float min_p = 0.0F;
+  float repeat_penalty = 1.0F;
+  // With a repeat penalty: the prompt's last kRepeatWindow token ids, for the last shard's sampler
+  // (which sees the generated tokens but never the prompt). Empty otherwise.
+  std::vector<std::int32_t> prompt_tail;
   std::uint64_t seed = 0;
   std::int32_t max_tokens = 1;  // the last shard finishes the request after this many tokens
 

@@ -33,6 +33,24 @@ TEST(ParseChatRequest, AcceptsAFullRequest) {
   EXPECT_EQ(r.generation.stop, (std::vector<std::string>{"\n", "END"}));
 }
 
+TEST(ParseChatRequest, AcceptsTheSamplingExtensions) {
+  const auto r = parse_chat_request(
+      R"({"messages":[{"role":"user","content":"x"}],"top_k":40,"min_p":0.05,"repeat_penalty":1.1})",
+      "dummy");
+  EXPECT_EQ(r.generation.top_k, 40);
+  EXPECT_FLOAT_EQ(r.generation.min_p, 0.05F);
+  EXPECT_FLOAT_EQ(r.generation.repeat_penalty, 1.1F);
+  // vLLM's name for the same penalty.
+  EXPECT_FLOAT_EQ(
+      parse_chat_request(R"({"messages":[{"role":"user","content":"x"}],"repetition_penalty":1.3})", "dummy")
+          .generation.repeat_penalty,
+      1.3F);
+  const auto defaults = parse_chat_request(R"({"messages":[{"role":"user","content":"x"}]})", "dummy");
+  EXPECT_EQ(defaults.generation.top_k, 0);
+  EXPECT_EQ(defaults.generation.min_p, 0.0F);
+  EXPECT_EQ(defaults.generation.repeat_penalty, 1.0F);
+}
+
 TEST(ParseChatRequest, DefaultsTheModel) {
   EXPECT_EQ(parse_chat_request(R"({"messages":[{"role":"user","content":"x"}]})", "dummy").generation.model,
             "dummy");
@@ -61,6 +79,12 @@ TEST(ParseChatRequest, RejectsMalformedInputWith400) {
            R"({"messages":[{"role":"user","content":"x"}],"stop":[""]})",
            R"({"messages":[{"role":"user","content":"x"}],"stream":"yes"})",
            R"({"messages":[{"role":"user","content":"x"}],"seed":"s"})",
+           R"({"messages":[{"role":"user","content":"x"}],"top_k":-1})",
+           R"({"messages":[{"role":"user","content":"x"}],"top_k":2.5})",
+           R"({"messages":[{"role":"user","content":"x"}],"min_p":1.5})",
+           R"({"messages":[{"role":"user","content":"x"}],"min_p":"low"})",
+           R"({"messages":[{"role":"user","content":"x"}],"repeat_penalty":0})",
+           R"({"messages":[{"role":"user","content":"x"}],"repetition_penalty":"strong"})",
        }) {
     EXPECT_EQ(status_of(body), 400) << body;
   }

@@ -110,7 +110,8 @@ TEST_F(NativeEngineTest, LifecycleInferReleaseCleanup) {
   const auto ids = run_sync(context, engine->encode("Hello world"));
   ASSERT_FALSE(ids.empty());
   EXPECT_EQ(ids.front(), 1);  // BOS
-  EXPECT_EQ(run_sync(context, engine->decode(ids)), "Hello world");
+  // decode() reads ids as generated text continuing a prompt: the dummy-prefix space stays.
+  EXPECT_EQ(run_sync(context, engine->decode(ids)), " Hello world");
 
   run_sync(context, engine->cleanup());
   EXPECT_EQ(engine->state(), resource::ResourceState::CLOSED);
@@ -232,6 +233,24 @@ TEST_F(NativeEngineTest, MissingFileFailsInitializationWithoutRetrying) {
   }
   EXPECT_EQ(engine->state(), resource::ResourceState::ERROR);
   EXPECT_EQ(engine->info().failure_count, 1U);
+  run_sync(context, engine->cleanup());
+}
+
+TEST_F(NativeEngineTest, DecodingGeneratedTokensOneAtATimeKeepsTheirSpaces) {
+  // An SPM vocabulary: word pieces carry a leading "▁". Generated text continues the prompt, so
+  // the node, which decodes one token at a time, must get the same text as one decode of them all.
+  const auto path = test::model_path("small-f16.gguf");
+  EXO_SKIP_IF_MISSING(path);
+  auto engine = make("small-f16");
+  run_sync(context, engine->initialize());
+  auto ids = run_sync(context, engine->encode("the cat sat on the mat"));
+  ASSERT_GT(ids.size(), 3U);
+  ids.erase(ids.begin());  // BOS
+  std::string one_at_a_time;
+  for (const auto id : ids) one_at_a_time += run_sync(context, engine->decode({id}));
+  const std::string together = run_sync(context, engine->decode(ids));
+  EXPECT_EQ(one_at_a_time, together);
+  EXPECT_NE(together.find("cat sat on the mat"), std::string::npos) << together;
   run_sync(context, engine->cleanup());
 }
 

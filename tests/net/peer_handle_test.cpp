@@ -4,7 +4,10 @@
 
 #include <gtest/gtest.h>
 
+#include <asio/co_spawn.hpp>
 #include <asio/ip/tcp.hpp>
+#include <asio/use_future.hpp>
+#include <future>
 
 #include "grpc_test_support.h"
 #include "net/grpc_server.h"
@@ -402,6 +405,23 @@ TEST_F(PeerHandleTest, SupervisionReconnectsWithBackoffWhenThePeerReturns) {
   ASSERT_TRUE(wait_until([&] { return peer->available(); }));
   EXPECT_EQ(peer->circuit().state, CircuitState::CLOSED);
   EXPECT_TRUE(threads_.run(peer->health_check()));
+}
+
+TEST_F(PeerHandleTest, CleanupCancelsTheCallsInFlightAndWaitsForThem) {
+  // A call stalled at the server with its whole deadline ahead: cleanup must not leave it running
+  // (its gRPC callback would post to an executor that may be gone once cleanup has returned).
+  auto peer = make_peer();
+  threads_.run(peer->initialize());
+  auto gate = std::make_shared<Gate>();
+  handler_->stall_at(gate);
+  const auto call = tensor_call(shard("dummy", 4, 7, 8), sample_tensor(DType::FLOAT32, {1, 1, 4}), "r");
+  auto in_flight = asio::co_spawn(threads_.executor(), peer->send_tensor(call), asio::use_future);
+  ASSERT_TRUE(wait_until([&] { return handler_->stalled.load() == 1; }));
+  threads_.run(peer->cleanup());
+  ASSERT_EQ(in_flight.wait_for(5s), std::future_status::ready) << "cleanup left the call running";
+  EXPECT_THROW(in_flight.get(), PeerRpcError);
+  EXPECT_TRUE(wait_until([&] { return handler_->stall_cancelled.load() == 1; }));
+  gate->open();
 }
 
 TEST_F(PeerHandleTest, CleanupThenResetReconnects) {

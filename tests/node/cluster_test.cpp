@@ -236,6 +236,13 @@ TEST_F(ClusterTest, NodeStatusesMarkAndClearTheActiveNode) {
   node->accept_status("r1",
                       R"({"type": "node_status", "node_id": "node-x", "status": "end_process_prompt"})");
   EXPECT_TRUE(eventually([&] { return active().is_null(); }));
+  // An end that overtakes its start (separate RPCs): the late start marks nothing.
+  node->accept_status("r2",
+                      R"({"type": "node_status", "node_id": "node-z", "status": "end_process_prompt"})");
+  node->accept_status("r2",
+                      R"({"type": "node_status", "node_id": "node-z", "status": "start_process_prompt"})");
+  ASSERT_TRUE(eventually([&] { return node->counters().node_statuses_received.load() == 5; }));
+  EXPECT_TRUE(active().is_null());
   const auto out = collect(node->generate(chat("after-statuses")));
   EXPECT_EQ(out.finish, "stop");
 }
@@ -319,6 +326,63 @@ class NativeClusterTest : public ClusterTest {
     return out.text;
   }
 };
+
+// Greedy generation with a repeat penalty straight on the engine: the penalty looks at the last 64
+// tokens of prompt + answer. What a ring must reproduce.
+asio::awaitable<std::string> penalized_reference(std::shared_ptr<inference::InferenceEngine> engine,
+                                                 std::string prompt, int max_tokens, float penalty) {
+  const auto prompt_ids = co_await engine->encode(std::move(prompt));
+  std::vector<std::int32_t> history(prompt_ids.begin(), prompt_ids.end());
+  std::vector<std::int32_t> answer;
+  std::vector<std::int64_t> input(prompt_ids.begin(), prompt_ids.end());
+  for (int i = 0; i < max_tokens; ++i) {
+    std::vector<std::int64_t> shape{1, static_cast<std::int64_t>(input.size())};
+    auto logits = co_await engine->infer_tensor(
+        "reference", engine->whole_model(), net::Tensor::from_values<std::int64_t>(std::move(shape), input));
+    inference::SamplingParams params;
+    params.repeat_penalty = penalty;
+    params.repeat_last_n = RequestContext::kRepeatWindow;
+    params.history = history;
+    const std::int32_t token = co_await engine->sample(std::move(logits), params);
+    if (token == engine->model().eos_token_id) break;
+    answer.push_back(token);
+    history.push_back(token);
+    input.assign(1, token);
+  }
+  engine->release_request("reference");
+  co_return co_await engine->decode(answer);
+}
+
+TEST_F(NativeClusterTest, ARepeatPenaltyReachesTheLastShardWithThePromptsTokens) {
+  // Greedy with a strong penalty: a 1-node and a 2-node ring give the engine's own penalized answer
+  // (the last shard sees the prompt's tail and the tokens it sampled), and the penalty matters.
+  constexpr float kPenalty = 1.8F;
+  const auto answer = [&](const std::shared_ptr<Node>& node, const std::string& id, float penalty) {
+    auto request = chat(id, 24);
+    request.model = model_id_;
+    request.repeat_penalty = penalty;
+    const auto out = collect(node->generate(request));
+    EXPECT_TRUE(out.finish == "length" || out.finish == "stop") << out.finish;
+    return out.text;
+  };
+  form(1);
+  const std::string expected =
+      asio::co_spawn(io_,
+                     penalized_reference(nodes_[0]->engine(),
+                                         nodes_[0]->apply_chat_template(chat("r").messages), 24, kPenalty),
+                     asio::use_future)
+          .get();
+  EXPECT_NE(answer(nodes_[0], "plain", 1.0F), expected) << "the penalty changed nothing";
+  EXPECT_EQ(answer(nodes_[0], "whole", kPenalty), expected);
+  TearDown();
+  io_.restart();
+  work_.emplace(io_.get_executor());
+  threads_.clear();
+  ports_.clear();
+  form(2);
+  EXPECT_EQ(answer(nodes_[0], "split-a", kPenalty), expected);
+  EXPECT_EQ(answer(nodes_[1], "split-b", kPenalty), expected);
+}
 
 TEST_F(NativeClusterTest, WholeTwoNodesAndThreeNodesGiveTheSameGreedyAnswer) {
   form(1);

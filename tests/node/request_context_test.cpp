@@ -51,10 +51,24 @@ TEST(RingPlanTest, ValidationRejectsGapsOverlapsAndRepeats) {
   EXPECT_FALSE(RingPlan::validated({H{"", {"m", 0, 7, 8}}}));
 }
 
-TEST(RequestContextTest, RoundTripsThroughInferenceStateAndKeepsOtherEntries) {
+// A context with the plan over three_nodes().
+RequestContext context_of_node_a() {
   RequestContext c;
   c.origin_node_id = "node-a";
   c.plan = RingPlan::from_topology(three_nodes(), "dummy", 8).value();
+  return c;
+}
+
+// `state` carries exactly `c`.
+void expect_carries(const net::InferenceState& state, const RequestContext& c) {
+  auto back = RequestContext::from_state(state);
+  ASSERT_TRUE(back) << back.error().message;
+  ASSERT_TRUE(back->has_value());
+  EXPECT_EQ(**back, c);
+}
+
+TEST(RequestContextTest, RoundTripsThroughInferenceStateAndKeepsOtherEntries) {
+  RequestContext c = context_of_node_a();
   c.temperature = 0.7F;
   c.top_p = 0.9F;
   c.seed = 12345678901234ULL;
@@ -63,10 +77,22 @@ TEST(RequestContextTest, RoundTripsThroughInferenceStateAndKeepsOtherEntries) {
   state.other_data["image"] = nullptr;
   c.store(state);
   EXPECT_TRUE(state.other_data.contains("image"));
-  auto back = RequestContext::from_state(state);
-  ASSERT_TRUE(back) << back.error().message;
-  ASSERT_TRUE(back->has_value());
-  EXPECT_EQ(**back, c);
+  expect_carries(state, c);
+}
+
+TEST(RequestContextTest, SamplingExtensionsTravelOnlyWhenSet) {
+  RequestContext c = context_of_node_a();
+  net::InferenceState plain;
+  c.store(plain);
+  for (const char* key : {"top_k", "min_p", "repeat_penalty", "prompt_tail"})
+    EXPECT_FALSE(plain.other_data["exo"].contains(key)) << key;
+  c.top_k = 40;
+  c.min_p = 0.05F;
+  c.repeat_penalty = 1.3F;
+  c.prompt_tail = {1, 15043, 3186};
+  net::InferenceState state;
+  c.store(state);
+  expect_carries(state, c);
 }
 
 TEST(RequestContextTest, AbsentContextMeansALegacySender) {
@@ -77,9 +103,7 @@ TEST(RequestContextTest, AbsentContextMeansALegacySender) {
 }
 
 TEST(RequestContextTest, MalformedContextsAreRejectedWithTheFieldNamed) {
-  RequestContext c;
-  c.origin_node_id = "node-a";
-  c.plan = RingPlan::from_topology(three_nodes(), "dummy", 8).value();
+  RequestContext c = context_of_node_a();
   net::InferenceState good;
   c.store(good);
   const auto expect_error = [&](const char* field, const nlohmann::json& value, const char* expected) {
@@ -96,6 +120,21 @@ TEST(RequestContextTest, MalformedContextsAreRejectedWithTheFieldNamed) {
   expect_error("max_tokens", 0, "max_tokens");
   expect_error("max_tokens", 2.5, "max_tokens");
   expect_error("seed", -3, "seed");
+  expect_error("top_k", -1, "top_k");
+  expect_error("top_k", 1.5, "top_k");
+  expect_error("min_p", 2, "min_p");
+  expect_error("repeat_penalty", 0, "repeat_penalty");
+  expect_error("repeat_penalty", 1.2, "prompt_tail");  // a penalty needs the prompt's tail
+  {
+    net::InferenceState state = good;
+    state.other_data["exo"]["repeat_penalty"] = 1.2;
+    state.other_data["exo"]["prompt_tail"] = nlohmann::json::array({1, -2});
+    auto back = RequestContext::from_state(state);
+    ASSERT_FALSE(back);
+    EXPECT_NE(back.error().message.find("prompt_tail"), std::string::npos);
+    state.other_data["exo"]["prompt_tail"] = std::vector<int>(65, 1);
+    EXPECT_FALSE(RequestContext::from_state(state));
+  }
   expect_error("plan", "x", "plan");
   expect_error("plan", nlohmann::json::array({{{"node_id", "a"}}}), "plan");
   expect_error("plan", nlohmann::json::array({{{"node_id", "a"}, {"shard", {{"model_id", "dummy"}}}}}),
