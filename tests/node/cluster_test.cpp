@@ -2,6 +2,8 @@
 // serving the dummy engine's 8 layers split around the ring.
 #include <gtest/gtest.h>
 
+#include <random>
+
 #include <asio/co_spawn.hpp>
 #include <asio/io_context.hpp>
 #include <asio/ip/tcp.hpp>
@@ -21,10 +23,26 @@ namespace {
 
 using namespace std::chrono_literals;
 
-int free_port() {
-  asio::io_context io;
-  asio::ip::tcp::acceptor acceptor(io, asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0));
-  return acceptor.local_endpoint().port();
+// A port for a node's gRPC server, fixed before the node starts (the topology file lists it). Taken
+// below the kernel's ephemeral range (32768 and up by default), so no outgoing connection — the
+// gRPC clients of this very test — can take it before the node binds it; random, so that test
+// processes running side by side rarely try the same one; and checked to be bindable now.
+int listen_port() {
+  static std::mt19937 rng(std::random_device{}());
+  std::uniform_int_distribution<int> pick(20000, 32000);
+  for (int attempt = 0; attempt < 200; ++attempt) {
+    const int port = pick(rng);
+    asio::io_context io;
+    asio::ip::tcp::acceptor acceptor(io);
+    std::error_code error;
+    acceptor.open(asio::ip::tcp::v4(), error);
+    if (!error)
+      acceptor.bind(
+          asio::ip::tcp::endpoint(asio::ip::make_address("127.0.0.1"), static_cast<std::uint16_t>(port)),
+          error);
+    if (!error) return port;
+  }
+  throw std::runtime_error("no bindable port in 20000-32000");
 }
 
 // Polls `condition` until it holds or `timeout` passes (the condition is what the test waits for).
@@ -83,7 +101,7 @@ class ClusterTest : public ::testing::Test {
         ("exo-cluster-test-" + std::to_string(::getpid()) + "-" + std::to_string(counter_++) + ".json");
     nlohmann::json peers = nlohmann::json::object();
     for (int i = 0; i < count; ++i) {
-      ports_.push_back(free_port());
+      ports_.push_back(listen_port());
       peers[id(i)] = {{"address", "127.0.0.1"},
                       {"port", ports_.back()},
                       {"device_capabilities",
