@@ -87,6 +87,17 @@ std::vector<float> activations(std::int64_t n) {
   return x;
 }
 
+// Counters of a matrix-vector benchmark reading `bytes` of weights per iteration: weight GB/s and
+// (bytes / time per matvec) / bandwidth, in percent.
+void report_weight_stream(benchmark::State& state, TensorType type, std::size_t bytes, double bandwidth) {
+  const auto read = static_cast<double>(bytes);
+  state.SetLabel(std::string(exo::inference::tensor_type_name(type)));
+  state.counters["GB/s"] = benchmark::Counter(read / 1e9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["bw_GB/s"] = bandwidth / 1e9;
+  state.counters["pct_bw"] =
+      benchmark::Counter(read / bandwidth * 100.0, benchmark::Counter::kIsIterationInvariantRate);
+}
+
 void BM_Matvec(benchmark::State& state) {
   const auto type = types[state.range(0)];
   const Matrix& m = matrix(type, state.range(1), state.range(2));
@@ -97,13 +108,7 @@ void BM_Matvec(benchmark::State& state) {
     exo::inference::matmul(m.view, x, 1, y, pool());
     benchmark::DoNotOptimize(y.data());
   }
-  const auto bytes = static_cast<double>(m.bytes.size());
-  state.SetLabel(std::string(exo::inference::tensor_type_name(type)));
-  state.counters["GB/s"] = benchmark::Counter(bytes / 1e9, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["bw_GB/s"] = bw / 1e9;
-  // (bytes / time per matvec) / bandwidth, in percent.
-  state.counters["pct_bw"] =
-      benchmark::Counter(bytes / bw * 100.0, benchmark::Counter::kIsIterationInvariantRate);
+  report_weight_stream(state, type, m.bytes.size(), bw);
 }
 
 void BM_MatvecFromDram(benchmark::State& state) {
@@ -125,12 +130,7 @@ void BM_MatvecFromDram(benchmark::State& state) {
     exo::inference::matmul(view, x, 1, y, pool());
     benchmark::DoNotOptimize(y.data());
   }
-  state.SetLabel(std::string(exo::inference::tensor_type_name(type)));
-  const auto bytes = static_cast<double>(size);
-  state.counters["GB/s"] = benchmark::Counter(bytes / 1e9, benchmark::Counter::kIsIterationInvariantRate);
-  state.counters["bw_GB/s"] = bw / 1e9;
-  state.counters["pct_bw"] =
-      benchmark::Counter(bytes / bw * 100.0, benchmark::Counter::kIsIterationInvariantRate);
+  report_weight_stream(state, type, size, bw);
 }
 
 void BM_Matmul(benchmark::State& state) {
