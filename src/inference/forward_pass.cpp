@@ -6,6 +6,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "inference/matmul.h"
+
 namespace exo::inference {
 
 namespace {
@@ -218,9 +220,7 @@ void ForwardPass::attention(std::int64_t index, std::int64_t n, std::int64_t fir
       float best = -INFINITY;
       for (std::int64_t p = 0; p < visible; ++p) {
         const float* k = keys.data() + p * kv_dim + kv_head * hd;
-        float dot = 0.0F;
-        for (std::int64_t i = 0; i < hd; ++i) dot += q[i] * k[i];
-        dot *= scale;
+        const float dot = dot_f32(q, k, hd) * scale;
         scores[static_cast<std::size_t>(p)] = dot;
         best = std::max(best, dot);
       }
@@ -234,8 +234,7 @@ void ForwardPass::attention(std::int64_t index, std::int64_t n, std::int64_t fir
       std::fill(out.begin(), out.end(), 0.0F);
       for (std::int64_t p = 0; p < visible; ++p) {
         const float weight = scores[static_cast<std::size_t>(p)] * inverse;
-        const float* v = values.data() + p * kv_dim + kv_head * hd;
-        for (std::int64_t i = 0; i < hd; ++i) out[static_cast<std::size_t>(i)] += weight * v[i];
+        add_scaled_f32(out.data(), values.data() + p * kv_dim + kv_head * hd, weight, hd);
       }
       std::copy(out.begin(), out.end(), attn_.begin() + t * q_dim + h * hd);
     }

@@ -143,7 +143,39 @@ kernels::RowKernel kernel_for(KernelVariant variant, TensorType type) {
 struct ActivationScratch {
   std::vector<kernels::ActQ8> q8;
   std::vector<kernels::ActQ8K> q8k;
+  std::vector<float> d_of_blocks;
+  std::vector<std::int32_t> sum_of_blocks;
+  std::vector<float> d_by_8;
+  std::vector<std::int32_t> sum_by_8;
 };
+
+// Copies the scales and sums of the Q8 blocks into contiguous arrays (Activations::d_of_blocks).
+void gather_block_scales(const kernels::ActQ8* q8, std::int64_t blocks, ActivationScratch& scratch) {
+  scratch.d_of_blocks.resize(static_cast<std::size_t>(blocks));
+  scratch.sum_of_blocks.resize(static_cast<std::size_t>(blocks));
+  for (std::int64_t i = 0; i < blocks; ++i) {
+    scratch.d_of_blocks[static_cast<std::size_t>(i)] = q8[i].d;
+    scratch.sum_of_blocks[static_cast<std::size_t>(i)] = q8[i].sum;
+  }
+}
+
+// Regroups the scales and sums of every complete group of 8 tokens (see Activations::d_by_8).
+void group_by_8_tokens(const kernels::ActQ8* q8, std::int64_t nb, std::int64_t n_tokens,
+                       ActivationScratch& scratch) {
+  const std::int64_t groups = n_tokens / 8;
+  scratch.d_by_8.resize(static_cast<std::size_t>(groups * nb * 8));
+  scratch.sum_by_8.resize(scratch.d_by_8.size());
+  for (std::int64_t g = 0; g < groups; ++g) {
+    for (std::int64_t j = 0; j < 8; ++j) {
+      const kernels::ActQ8* token = q8 + (g * 8 + j) * nb;
+      for (std::int64_t b = 0; b < nb; ++b) {
+        const auto at = static_cast<std::size_t>((g * nb + b) * 8 + j);
+        scratch.d_by_8[at] = token[b].d;
+        scratch.sum_by_8[at] = token[b].sum;
+      }
+    }
+  }
+}
 
 }  // namespace
 
@@ -223,6 +255,14 @@ void matmul_with(KernelVariant variant, const WeightMatrix& w, std::span<const f
         },
         token_grain);
     act.q8 = out;
+    gather_block_scales(out, nb * n_tokens, scratch);
+    act.d_of_blocks = scratch.d_of_blocks.data();
+    act.sum_of_blocks = scratch.sum_of_blocks.data();
+    if (n_tokens >= 8) {
+      group_by_8_tokens(out, nb, n_tokens, scratch);
+      act.d_by_8 = scratch.d_by_8.data();
+      act.sum_by_8 = scratch.sum_by_8.data();
+    }
   } else if (act.format == kernels::ActivationFormat::Q8K) {
     const std::int64_t nb = w.cols / kernels::q8k_block;
     if (w.cols % kernels::q8k_block != 0) throw std::invalid_argument("matmul: cols not a block multiple");
@@ -249,6 +289,37 @@ void matmul_with(KernelVariant variant, const WeightMatrix& w, std::span<const f
         kernel(w, act, out, begin * tile, std::min(w.rows, end * tile));
       },
       grain);
+}
+
+namespace {
+
+kernels::VectorOps vector_ops(KernelVariant variant) noexcept {
+  return variant == KernelVariant::AVX2 && cpu_has_avx2() ? kernels::avx2_vector_ops()
+                                                          : kernels::portable_vector_ops();
+}
+
+const kernels::VectorOps& best_vector_ops() noexcept {
+  static const kernels::VectorOps ops = vector_ops(best_variant());
+  return ops;
+}
+
+}  // namespace
+
+float dot_f32(const float* a, const float* b, std::int64_t n) noexcept {
+  return best_vector_ops().dot(a, b, n);
+}
+
+void add_scaled_f32(float* out, const float* v, float weight, std::int64_t n) noexcept {
+  best_vector_ops().add_scaled(out, v, weight, n);
+}
+
+float dot_f32_with(KernelVariant variant, const float* a, const float* b, std::int64_t n) noexcept {
+  return vector_ops(variant).dot(a, b, n);
+}
+
+void add_scaled_f32_with(KernelVariant variant, float* out, const float* v, float weight,
+                         std::int64_t n) noexcept {
+  vector_ops(variant).add_scaled(out, v, weight, n);
 }
 
 void matmul(const WeightMatrix& w, std::span<const float> x, std::int64_t n_tokens, std::span<float> y,

@@ -70,6 +70,15 @@ void matmul(const WeightMatrix& w, std::span<const float> x, std::int64_t n_toke
 void matmul_with(KernelVariant variant, const WeightMatrix& w, std::span<const float> x,
                  std::int64_t n_tokens, std::span<float> y, ComputePool& pool);
 
+// Float vector helpers for attention, on the calling thread, with the best variant's instructions:
+// the dot product of a and b, and out[i] += weight * v[i] for i < n. Summation order (and so the
+// last bits) depends on the variant, as for matmul.
+float dot_f32(const float* a, const float* b, std::int64_t n) noexcept;
+void add_scaled_f32(float* out, const float* v, float weight, std::int64_t n) noexcept;
+float dot_f32_with(KernelVariant variant, const float* a, const float* b, std::int64_t n) noexcept;
+void add_scaled_f32_with(KernelVariant variant, float* out, const float* v, float weight,
+                         std::int64_t n) noexcept;
+
 // Copies row `r` of `w` (e.g. a token's embedding) into `out` as floats (out.size() == cols).
 void dequantize_matrix_row(const WeightMatrix& w, std::int64_t r, std::span<float> out);
 

@@ -6,6 +6,12 @@
 //   * F32: the caller's float rows as they are (F32 / F16 / BF16 weights);
 //   * Q8: per token, cols / 32 blocks ActQ8: d is the block scale rounded through f16 (as ggml's
 //     Q8_0 stores it), qs = round(x / (amax / 127)), sum = the sum of qs (for the offset formats);
+//     The blocks' scales and sums are also given contiguously per token (d_of_blocks /
+//     sum_of_blocks), so kernels can load those of 8 consecutive blocks with one instruction.
+//     For batches of 8 tokens or more, the Q8 blocks' scales and sums are also given grouped by 8
+//     tokens (d_by_8 / sum_by_8): entry ((g * nb + b) * 8 + j) belongs to token 8g + j, block b,
+//     for every complete group g of 8 tokens; kernels that reduce 8 tokens into the lanes of one
+//     vector load them with one instruction.
 //   * Q8K: per token, cols / 256 blocks ActQ8K: d = 1 / (-128 / signed extreme), qs clamped to
 //     [-128, 127], bsums[j] = sum of qs[16j .. 16j + 15].
 // - A kernel computes y[t * w.rows + r] for every token t and every row r in [row_begin, row_end).
@@ -42,9 +48,13 @@ enum class ActivationFormat : std::uint8_t { F32, Q8, Q8K };
 struct Activations {
   ActivationFormat format = ActivationFormat::F32;
   std::int64_t n_tokens = 0;
-  const float* f32 = nullptr;   // [n_tokens][cols]
-  const ActQ8* q8 = nullptr;    // [n_tokens][cols / 32]
-  const ActQ8K* q8k = nullptr;  // [n_tokens][cols / 256]
+  const float* f32 = nullptr;                   // [n_tokens][cols]
+  const ActQ8* q8 = nullptr;                    // [n_tokens][cols / 32]
+  const float* d_of_blocks = nullptr;           // [n_tokens][cols / 32], Q8: the blocks' scales
+  const std::int32_t* sum_of_blocks = nullptr;  // same layout, the blocks' sums
+  const float* d_by_8 = nullptr;                // [n_tokens / 8][cols / 32][8], Q8 and n_tokens >= 8
+  const std::int32_t* sum_by_8 = nullptr;       // same layout, the blocks' sums
+  const ActQ8K* q8k = nullptr;                  // [n_tokens][cols / 256]
 };
 
 // The activation format of a weight type; throws TensorTypeError for unsupported types.
@@ -61,5 +71,13 @@ void quantize_activation_q8k(const float* x, std::int64_t n, ActQ8K* out);
 // Kernel of `type` for each variant; nullptr when the variant has no kernel for the type.
 RowKernel portable_kernel(TensorType type) noexcept;
 RowKernel avx2_kernel(TensorType type) noexcept;
+
+// Float vector helpers (attention) of each variant: dot(a, b, n) and out[i] += weight * v[i].
+struct VectorOps {
+  float (*dot)(const float* a, const float* b, std::int64_t n) noexcept;
+  void (*add_scaled)(float* out, const float* v, float weight, std::int64_t n) noexcept;
+};
+VectorOps portable_vector_ops() noexcept;
+VectorOps avx2_vector_ops() noexcept;
 
 }  // namespace exo::inference::kernels

@@ -245,4 +245,29 @@ RowKernel portable_kernel(TensorType type) noexcept {
   }
 }
 
+namespace {
+
+// Eight independent partial sums, so the compiler can use vector registers.
+float dot_portable(const float* a, const float* b, std::int64_t n) noexcept {
+  float partial[8] = {};
+  std::int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int j = 0; j < 8; ++j) partial[j] += a[i + j] * b[i + j];
+  }
+  float sum = ((partial[0] + partial[4]) + (partial[1] + partial[5])) +
+              ((partial[2] + partial[6]) + (partial[3] + partial[7]));
+  for (; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+void add_scaled_portable(float* out, const float* v, float weight, std::int64_t n) noexcept {
+  for (std::int64_t i = 0; i < n; ++i) out[i] += weight * v[i];
+}
+
+}  // namespace
+
+VectorOps portable_vector_ops() noexcept {
+  return {dot_portable, add_scaled_portable};
+}
+
 }  // namespace exo::inference::kernels

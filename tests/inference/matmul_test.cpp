@@ -172,7 +172,7 @@ const TensorType all_types[] = {TensorType::F32,  TensorType::F16,  TensorType::
 std::vector<std::int64_t> awkward_cols(TensorType type) {
   const auto block = tensor_type_info(type).block_size;
   if (block == 1) return {1, 7, 8, 40, 263};
-  if (block == 32) return {32, 96, 288};
+  if (block == 32) return {32, 96, 288, 736};
   return {256, 768};
 }
 
@@ -218,7 +218,7 @@ TEST_P(MatmulVariantTest, AgreesWithThePortableKernelsToRounding) {
     const std::int64_t cols = tensor_type_info(type).block_size == 256 ? 768 : 192;
     const RandomMatrix m = random_blocks(type, 29, cols, rng);
     const WeightMatrix w = m.view();
-    for (std::int64_t n_tokens : {1, 6}) {
+    for (std::int64_t n_tokens : {1, 6, 17}) {
       const auto x = random_activations(n_tokens * cols, rng);
       std::vector<float> portable(static_cast<std::size_t>(n_tokens * w.rows));
       std::vector<float> fast(portable.size());
@@ -235,6 +235,66 @@ TEST_P(MatmulVariantTest, AgreesWithThePortableKernelsToRounding) {
                              x[static_cast<std::size_t>(t * cols + c)]);
         ASSERT_NEAR(fast[i], portable[i], 2e-5 * scale) << tensor_type_name(type) << " output " << i;
       }
+    }
+  }
+}
+
+TEST_P(MatmulVariantTest, ExtremeLevelsAndActivationsDoNotOverflowTheIntegerSums) {
+  // Every level at its largest magnitude (Q8_0: -128; 4- and 5-bit: all bits set) against
+  // activations at the largest quantized magnitude of the matching sign, for one token (8 blocks
+  // per vector) and batches (8 tokens per vector): the integer partial sums are at their largest,
+  // and the exact answer is known.
+  const KernelVariant variant = GetParam();
+  ComputePool pool(2);
+  for (TensorType type :
+       {TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1}) {
+    const TensorTypeInfo& info = tensor_type_info(type);
+    const std::int64_t rows = 5;
+    const std::int64_t cols = 288;  // 9 blocks: 8 in the lanes of one vector, then one more
+    const std::size_t row_bytes = *checked_byte_size(type, static_cast<std::uint64_t>(cols));
+    const std::uint8_t level_byte = type == TensorType::Q8_0 ? 0x80 : 0xFF;
+    RandomMatrix m{type, rows, cols, std::vector<std::uint8_t>(row_bytes * rows, level_byte)};
+    for (std::size_t at = 0; at < m.bytes.size(); at += info.bytes_per_block) {
+      const auto fields = f16_fields(type);
+      for (std::size_t f = 0; f < fields.size(); ++f)
+        put_f16(m.bytes.data() + at + fields[f], f == 0 ? 1.0f : 0.0f);
+    }
+    const float x_value = type == TensorType::Q8_0 ? -1.0f : 1.0f;
+    std::vector<float> row(static_cast<std::size_t>(cols));
+    dequantize_matrix_row(m.view(), 0, row);
+    const double exact = static_cast<double>(row[0]) * x_value * static_cast<double>(cols);
+    for (std::int64_t n_tokens : {1, 8, 16, 19}) {
+      const std::vector<float> x(static_cast<std::size_t>(n_tokens * cols), x_value);
+      std::vector<float> y(static_cast<std::size_t>(n_tokens * rows));
+      matmul_with(variant, m.view(), x, n_tokens, y, pool);
+      for (std::size_t i = 0; i < y.size(); ++i)
+        // The only error: the activation scale 1/127 rounded to f16 (relative 2^-11).
+        ASSERT_NEAR(y[i], exact, 1e-3 * std::fabs(exact)) << tensor_type_name(type) << " tokens " << n_tokens;
+    }
+  }
+}
+
+TEST_P(MatmulVariantTest, VectorHelpersMatchDoublePrecisionOnAwkwardLengths) {
+  const KernelVariant variant = GetParam();
+  std::mt19937 rng(11);
+  for (std::int64_t n : {0, 1, 7, 8, 9, 15, 16, 17, 64, 100, 128, 131}) {
+    const auto a = random_activations(n, rng);
+    const auto b = random_activations(n, rng);
+    double expected = 0;
+    double magnitude = 1e-6;
+    for (std::int64_t i = 0; i < n; ++i) {
+      expected += static_cast<double>(a[static_cast<std::size_t>(i)]) * b[static_cast<std::size_t>(i)];
+      magnitude +=
+          std::fabs(static_cast<double>(a[static_cast<std::size_t>(i)]) * b[static_cast<std::size_t>(i)]);
+    }
+    EXPECT_NEAR(dot_f32_with(variant, a.data(), b.data(), n), expected, 1e-6 * magnitude) << n;
+
+    std::vector<float> out = b;
+    add_scaled_f32_with(variant, out.data(), a.data(), -0.375f, n);
+    for (std::int64_t i = 0; i < n; ++i) {
+      const auto at = static_cast<std::size_t>(i);
+      EXPECT_NEAR(out[at], b[at] - 0.375 * a[at], 1e-6 * (std::fabs(b[at]) + std::fabs(a[at])))
+          << n << " " << i;
     }
   }
 }
