@@ -97,21 +97,37 @@ inline __m256 f16_strided8(const std::uint8_t* at, I64 stride) {
   return f16_strided(at, stride, std::make_index_sequence<8>{});
 }
 
+// Horizontal sums by interleaving: unpacking the low and high parts of two vectors and adding them
+// keeps the lanes' sums apart (unpacks and adds were faster than vphaddd / vphaddw here).
+inline __m256i interleave_add32(__m256i x, __m256i y) {
+  return _mm256_add_epi32(_mm256_unpacklo_epi32(x, y), _mm256_unpackhi_epi32(x, y));
+}
+
+inline __m256i interleave_add64(__m256i x, __m256i y) {
+  return _mm256_add_epi32(_mm256_unpacklo_epi64(x, y), _mm256_unpackhi_epi64(x, y));
+}
+
 // 8 vectors of 8 int32 lanes -> one vector whose lane t is the sum of the lanes of v[t].
 inline __m256i sum_lanes8(const __m256i v[8]) {
-  // Two rounds of pairwise sums leave [v0..v3 low-half sums | v0..v3 high-half sums] in a.
-  const __m256i a = _mm256_hadd_epi32(_mm256_hadd_epi32(v[0], v[1]), _mm256_hadd_epi32(v[2], v[3]));
-  const __m256i b = _mm256_hadd_epi32(_mm256_hadd_epi32(v[4], v[5]), _mm256_hadd_epi32(v[6], v[7]));
+  // Two rounds leave [v0..v3 low-half sums | v0..v3 high-half sums] in a.
+  const __m256i a = interleave_add64(interleave_add32(v[0], v[1]), interleave_add32(v[2], v[3]));
+  const __m256i b = interleave_add64(interleave_add32(v[4], v[5]), interleave_add32(v[6], v[7]));
   return _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), _mm256_permute2x128_si256(a, b, 0x31));
 }
 
 // 8 vectors of 16 int16 lanes -> 8 int32 lanes, lane t the sum of the lanes of v[t]. Every partial
 // sum must fit in 16 bits: the lanes of one 128-bit half of each vector are summed in 16 bits.
 inline __m256i sum_lanes8_epi16(const __m256i v[8]) {
-  const __m256i a = _mm256_hadd_epi16(_mm256_hadd_epi16(v[0], v[1]), _mm256_hadd_epi16(v[2], v[3]));
-  const __m256i b = _mm256_hadd_epi16(_mm256_hadd_epi16(v[4], v[5]), _mm256_hadd_epi16(v[6], v[7]));
+  const auto interleave_add16 = [](__m256i x, __m256i y) {
+    return _mm256_add_epi16(_mm256_unpacklo_epi16(x, y), _mm256_unpackhi_epi16(x, y));
+  };
+  const auto interleave_add32_16 = [](__m256i x, __m256i y) {
+    return _mm256_add_epi16(_mm256_unpacklo_epi32(x, y), _mm256_unpackhi_epi32(x, y));
+  };
+  const __m256i a = interleave_add32_16(interleave_add16(v[0], v[1]), interleave_add16(v[2], v[3]));
+  const __m256i b = interleave_add32_16(interleave_add16(v[4], v[5]), interleave_add16(v[6], v[7]));
   // [v0..v7 low-half sums | v0..v7 high-half sums]
-  const __m256i halves = _mm256_hadd_epi16(a, b);
+  const __m256i halves = _mm256_add_epi16(_mm256_unpacklo_epi64(a, b), _mm256_unpackhi_epi64(a, b));
   return _mm256_add_epi32(_mm256_cvtepi16_epi32(_mm256_castsi256_si128(halves)),
                           _mm256_cvtepi16_epi32(_mm256_extracti128_si256(halves, 1)));
 }
