@@ -135,7 +135,7 @@ class Node : public resource::ResourceGroup, public api::Backend {
   void accept_tensor(topology::Shard shard, net::Tensor tensor, std::string request_id,
                      net::InferenceState state);
   void accept_result(std::string request_id, std::vector<std::int32_t> tokens, bool is_finished);
-  void accept_status(std::string request_id, std::string status_json);
+  void accept_status(std::string request_id, nlohmann::json status);
   // A peer left the cluster: requests of this node whose ring includes it fail now, with the reason.
   void peer_lost(const std::string& node_id, const std::string& reason);
   // Connects the node to its cluster; call before initialize(). Without one the node runs alone.

@@ -520,10 +520,8 @@ asio::awaitable<void> Node::broadcast_status(std::vector<std::string> to, std::s
 // ---------------------------------------------------------------------------------------------------
 // Statuses (SendOpaqueStatus)
 
-void Node::accept_status(std::string request_id, std::string status_json) {
-  auto status = nlohmann::json::parse(status_json, nullptr, false);
-  if (status.is_discarded() || !status.is_object())
-    throw std::invalid_argument("status is not a JSON object");
+void Node::accept_status(std::string request_id, nlohmann::json status) {
+  if (!status.is_object()) throw std::invalid_argument("status is not a JSON object");
   auto self = std::static_pointer_cast<Node>(shared_from_this());
   asio::post(strand(), [self, request_id = std::move(request_id), status = std::move(status)] {
     self->handle_status(request_id, status);

@@ -31,7 +31,7 @@ bool NodeRpc::hand_over(net::ResultCall& call) {
 }
 
 bool NodeRpc::hand_over(net::OpaqueStatusCall& call) {
-  node()->accept_status(std::move(call.request_id), call.status.dump());
+  node()->accept_status(std::move(call.request_id), std::move(call.status));
   return true;
 }
 

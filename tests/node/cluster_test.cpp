@@ -239,26 +239,33 @@ TEST_F(ClusterTest, NodeStatusesMarkAndClearTheActiveNode) {
   const auto& node = nodes_[1];
   const auto active = [&] { return node->topology()["active_node_id"]; };
   EXPECT_TRUE(active().is_null());
-  node->accept_status("r1",
-                      R"({"type": "node_status", "node_id": "node-x", "status": "start_process_prompt"})");
+  node->accept_status(
+      "r1", nlohmann::json::parse(
+                R"({"type": "node_status", "node_id": "node-x", "status": "start_process_prompt"})"));
   EXPECT_TRUE(eventually([&] { return active() == "node-x"; }));
   // Fields of the wrong type are ignored, never thrown on the node's strand.
-  node->accept_status("r1", R"({"type": 5, "node_id": [1], "status": {}})");
-  node->accept_status("r1", R"({"type": "node_status", "node_id": 7, "status": "end_process_prompt"})");
-  node->accept_status("r1", R"({"type": "request_failed", "node_id": "node-x", "error": 3})");
+  node->accept_status("r1", nlohmann::json::parse(R"({"type": 5, "node_id": [1], "status": {}})"));
+  node->accept_status("r1", nlohmann::json::parse(
+                                R"({"type": "node_status", "node_id": 7, "status": "end_process_prompt"})"));
+  node->accept_status(
+      "r1", nlohmann::json::parse(R"({"type": "request_failed", "node_id": "node-x", "error": 3})"));
   // Another node's end does not clear node-x's mark.
   node->accept_status("r1",
-                      R"({"type": "node_status", "node_id": "node-y", "status": "end_process_prompt"})");
+                      nlohmann::json::parse(
+                          R"({"type": "node_status", "node_id": "node-y", "status": "end_process_prompt"})"));
   ASSERT_TRUE(eventually([&] { return node->counters().node_statuses_received.load() == 2; }));
   EXPECT_EQ(active(), "node-x");
   node->accept_status("r1",
-                      R"({"type": "node_status", "node_id": "node-x", "status": "end_process_prompt"})");
+                      nlohmann::json::parse(
+                          R"({"type": "node_status", "node_id": "node-x", "status": "end_process_prompt"})"));
   EXPECT_TRUE(eventually([&] { return active().is_null(); }));
   // An end that overtakes its start (separate RPCs): the late start marks nothing.
   node->accept_status("r2",
-                      R"({"type": "node_status", "node_id": "node-z", "status": "end_process_prompt"})");
-  node->accept_status("r2",
-                      R"({"type": "node_status", "node_id": "node-z", "status": "start_process_prompt"})");
+                      nlohmann::json::parse(
+                          R"({"type": "node_status", "node_id": "node-z", "status": "end_process_prompt"})"));
+  node->accept_status(
+      "r2", nlohmann::json::parse(
+                R"({"type": "node_status", "node_id": "node-z", "status": "start_process_prompt"})"));
   ASSERT_TRUE(eventually([&] { return node->counters().node_statuses_received.load() == 5; }));
   EXPECT_TRUE(active().is_null());
   const auto out = collect(node->generate(chat("after-statuses")));
