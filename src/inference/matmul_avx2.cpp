@@ -548,145 +548,136 @@ inline __m256i lane_broadcast16(__m256i v, int k_low_lane, int k_high_lane) {
       v, _mm256_setr_epi64x(pair(k_low_lane), pair(k_low_lane), pair(k_high_lane), pair(k_high_lane)));
 }
 
-template <TensorType T>
-struct Q45KKernel {
+// Tile scaffolding of the k-quant kernels: one row per tile (R = 4 for matrix-vector runs the rows
+// one after another: more independent streams), each super-block prefetched and handed to
+// K::accumulate_block with the tile's activation blocks (token t at x[t * nb]) and float
+// accumulators, lane sums out.
+template <class K>
+struct KQuantTiles {
   static constexpr int rows_per_tile = 1;
   static constexpr int tokens_per_tile = 4;
   static constexpr int matvec_rows = 4;
-  static constexpr bool five_bit = T == TensorType::Q5_K;
-  static constexpr I64 block_bytes = five_bit ? 176 : 144;
 
   template <int R, int NT>
   static void tile(const WeightMatrix& w, const Activations& x, float* y, I64 r0, I64 t0) {
     static_assert(R == 1 || R == 4);
-    if constexpr (R > 1) {
-#pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) tile<1, NT>(w, x, y, r0 + r, t0);
-    } else {
-      const I64 nb = w.cols / q8k_block;
-      const std::uint8_t* row = w.row(r0);
-      const ActQ8K* xs = x.q8k + t0 * nb;
-      const __m256i low_mask = _mm256_set1_epi8(0x0F);
-      __m256 acc[NT];
-#pragma GCC unroll 8
-      for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
-      for (I64 b = 0; b < nb; ++b) {
-        const std::uint8_t* block = row + b * block_bytes;
-        for (I64 line = 0; line < block_bytes; line += 64) prefetch(block + line);
-        const float d = f16(block);
-        const float dmin = f16(block + 2);
-        const ScalesMins sm = unpack_scales_mins(block + 4);
-        const std::uint8_t* nibbles = block + (five_bit ? 48 : 16);
-        __m256i high_bits = _mm256_setzero_si256();
-        if constexpr (five_bit) high_bits = load256(block + 16);
-        __m256i iacc[NT];
-#pragma GCC unroll 8
-        for (int t = 0; t < NT; ++t) iacc[t] = _mm256_setzero_si256();
 #pragma GCC unroll 4
-        for (int chunk = 0; chunk < 4; ++chunk) {
-          const __m256i raw = load256(nibbles + 32 * chunk);
-          __m256i lo = _mm256_and_si256(raw, low_mask);
-          __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low_mask);
-          if constexpr (five_bit) {
-            const __m256i one = _mm256_set1_epi8(1);
-            const __m256i bit_lo = _mm256_and_si256(_mm256_srli_epi16(high_bits, 2 * chunk), one);
-            const __m256i bit_hi = _mm256_and_si256(_mm256_srli_epi16(high_bits, 2 * chunk + 1), one);
-            lo = _mm256_or_si256(lo, _mm256_slli_epi16(bit_lo, 4));
-            hi = _mm256_or_si256(hi, _mm256_slli_epi16(bit_hi, 4));
-          }
-          const __m256i scale_lo = lane_broadcast16(sm.scales16, 2 * chunk, 2 * chunk);
-          const __m256i scale_hi = lane_broadcast16(sm.scales16, 2 * chunk + 1, 2 * chunk + 1);
+    for (int r = 0; r < R; ++r) one_row<NT>(w, x, y, r0 + r, t0);
+  }
+
+  template <int NT>
+  static void one_row(const WeightMatrix& w, const Activations& x, float* y, I64 r, I64 t0) {
+    const I64 nb = w.cols / q8k_block;
+    const std::uint8_t* row = w.row(r);
+    const ActQ8K* xs = x.q8k + t0 * nb;
+    __m256 acc[NT];
 #pragma GCC unroll 8
-          for (int t = 0; t < NT; ++t) {
-            const std::int8_t* xq = xs[t * nb + b].qs + 64 * chunk;
-            const __m256i p_lo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, load256(xq)), scale_lo);
-            const __m256i p_hi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, load256(xq + 32)), scale_hi);
-            iacc[t] = _mm256_add_epi32(iacc[t], _mm256_add_epi32(p_lo, p_hi));
-          }
-        }
+    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+    for (I64 b = 0; b < nb; ++b) {
+      const std::uint8_t* block = row + b * K::block_bytes;
+      for (I64 line = 0; line < K::block_bytes; line += 64) prefetch(block + line);
+      K::template accumulate_block<NT>(block, xs + b, nb, acc);
+    }
 #pragma GCC unroll 8
-        for (int t = 0; t < NT; ++t) {
-          const ActQ8K& a = xs[t * nb + b];
-          const __m256i min_sums = _mm256_madd_epi16(sm.mins16, load256(a.bsums));
-          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[t]), _mm256_set1_ps(d * a.d), acc[t]);
-          acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(min_sums), _mm256_set1_ps(dmin * a.d), acc[t]);
-        }
+    for (int t = 0; t < NT; ++t) y[(t0 + t) * w.rows + r] = hsum(acc[t]);
+  }
+};
+
+template <TensorType T>
+struct Q45KKernel : KQuantTiles<Q45KKernel<T>> {
+  static constexpr bool five_bit = T == TensorType::Q5_K;
+  static constexpr I64 block_bytes = five_bit ? 176 : 144;
+
+  template <int NT>
+  static void accumulate_block(const std::uint8_t* block, const ActQ8K* x, I64 nb, __m256 (&acc)[NT]) {
+    const __m256i low_mask = _mm256_set1_epi8(0x0F);
+    const float d = f16(block);
+    const float dmin = f16(block + 2);
+    const ScalesMins sm = unpack_scales_mins(block + 4);
+    const std::uint8_t* nibbles = block + (five_bit ? 48 : 16);
+    __m256i high_bits = _mm256_setzero_si256();
+    if constexpr (five_bit) high_bits = load256(block + 16);
+    __m256i iacc[NT];
+#pragma GCC unroll 8
+    for (int t = 0; t < NT; ++t) iacc[t] = _mm256_setzero_si256();
+#pragma GCC unroll 4
+    for (int chunk = 0; chunk < 4; ++chunk) {
+      const __m256i raw = load256(nibbles + 32 * chunk);
+      __m256i lo = _mm256_and_si256(raw, low_mask);
+      __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), low_mask);
+      if constexpr (five_bit) {
+        const __m256i one = _mm256_set1_epi8(1);
+        const __m256i bit_lo = _mm256_and_si256(_mm256_srli_epi16(high_bits, 2 * chunk), one);
+        const __m256i bit_hi = _mm256_and_si256(_mm256_srli_epi16(high_bits, 2 * chunk + 1), one);
+        lo = _mm256_or_si256(lo, _mm256_slli_epi16(bit_lo, 4));
+        hi = _mm256_or_si256(hi, _mm256_slli_epi16(bit_hi, 4));
       }
+      const __m256i scale_lo = lane_broadcast16(sm.scales16, 2 * chunk, 2 * chunk);
+      const __m256i scale_hi = lane_broadcast16(sm.scales16, 2 * chunk + 1, 2 * chunk + 1);
 #pragma GCC unroll 8
-      for (int t = 0; t < NT; ++t) y[(t0 + t) * w.rows + r0] = hsum(acc[t]);
+      for (int t = 0; t < NT; ++t) {
+        const std::int8_t* xq = x[t * nb].qs + 64 * chunk;
+        const __m256i p_lo = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, load256(xq)), scale_lo);
+        const __m256i p_hi = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, load256(xq + 32)), scale_hi);
+        iacc[t] = _mm256_add_epi32(iacc[t], _mm256_add_epi32(p_lo, p_hi));
+      }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < NT; ++t) {
+      const ActQ8K& a = x[t * nb];
+      const __m256i min_sums = _mm256_madd_epi16(sm.mins16, load256(a.bsums));
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[t]), _mm256_set1_ps(d * a.d), acc[t]);
+      acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(min_sums), _mm256_set1_ps(dmin * a.d), acc[t]);
     }
   }
 };
 
-struct Q6KKernel {
-  static constexpr int rows_per_tile = 1;
-  static constexpr int tokens_per_tile = 4;
-  static constexpr int matvec_rows = 4;
+struct Q6KKernel : KQuantTiles<Q6KKernel> {
   static constexpr I64 block_bytes = 210;
 
-  template <int R, int NT>
-  static void tile(const WeightMatrix& w, const Activations& x, float* y, I64 r0, I64 t0) {
-    static_assert(R == 1 || R == 4);
-    if constexpr (R > 1) {
+  template <int NT>
+  static void accumulate_block(const std::uint8_t* block, const ActQ8K* x, I64 nb, __m256 (&acc)[NT]) {
+    const __m256i low_mask = _mm256_set1_epi8(0x0F);
+    const __m256i two_bits = _mm256_set1_epi8(0x03);
+    const std::uint8_t* ql = block;
+    const std::uint8_t* qh = block + 128;
+    const auto* sc = reinterpret_cast<const std::int8_t*>(block + 192);
+    const float d = f16(block + 208);
+    const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc)));
+    __m256i iacc[NT];
 #pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) tile<1, NT>(w, x, y, r0 + r, t0);
-    } else {
-      const I64 nb = w.cols / q8k_block;
-      const std::uint8_t* row = w.row(r0);
-      const ActQ8K* xs = x.q8k + t0 * nb;
-      const __m256i low_mask = _mm256_set1_epi8(0x0F);
-      const __m256i two_bits = _mm256_set1_epi8(0x03);
-      __m256 acc[NT];
-#pragma GCC unroll 8
-      for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
-      for (I64 b = 0; b < nb; ++b) {
-        const std::uint8_t* block = row + b * block_bytes;
-        for (I64 line = 0; line < block_bytes; line += 64) prefetch(block + line);
-        const std::uint8_t* ql = block;
-        const std::uint8_t* qh = block + 128;
-        const auto* sc = reinterpret_cast<const std::int8_t*>(block + 192);
-        const float d = f16(block + 208);
-        const __m256i scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc)));
-        __m256i iacc[NT];
-#pragma GCC unroll 8
-        for (int t = 0; t < NT; ++t) {
-          // The -32 level offset: sum over sub-blocks of scale * 32 * (sum of activations).
-          const __m256i offsets = _mm256_madd_epi16(scales16, load256(xs[t * nb + b].bsums));
-          iacc[t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(offsets, 5));
-        }
+    for (int t = 0; t < NT; ++t) {
+      // The -32 level offset: sum over sub-blocks of scale * 32 * (sum of activations).
+      const __m256i offsets = _mm256_madd_epi16(scales16, load256(x[t * nb].bsums));
+      iacc[t] = _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(offsets, 5));
+    }
 #pragma GCC unroll 2
-        for (int half = 0; half < 2; ++half) {
-          const __m256i low0 = load256(ql + 64 * half);
-          const __m256i low1 = load256(ql + 64 * half + 32);
-          const __m256i high = load256(qh + 32 * half);
-          // Both lanes: the 8 sub-block scales of this half (16-bit).
-          const __m256i half_scales = half == 0 ? _mm256_permute2x128_si256(scales16, scales16, 0x00)
-                                                : _mm256_permute2x128_si256(scales16, scales16, 0x11);
+    for (int half = 0; half < 2; ++half) {
+      const __m256i low0 = load256(ql + 64 * half);
+      const __m256i low1 = load256(ql + 64 * half + 32);
+      const __m256i high = load256(qh + 32 * half);
+      // Both lanes: the 8 sub-block scales of this half (16-bit).
+      const __m256i half_scales = half == 0 ? _mm256_permute2x128_si256(scales16, scales16, 0x00)
+                                            : _mm256_permute2x128_si256(scales16, scales16, 0x11);
 #pragma GCC unroll 4
-          for (int g = 0; g < 4; ++g) {
-            const __m256i low_src = (g & 1) != 0 ? low1 : low0;
-            const __m256i low = g < 2 ? _mm256_and_si256(low_src, low_mask)
-                                      : _mm256_and_si256(_mm256_srli_epi16(low_src, 4), low_mask);
-            const __m256i top =
-                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(high, 2 * g), two_bits), 4);
-            const __m256i q = _mm256_or_si256(low, top);
-            const __m256i scale = lane_broadcast16(half_scales, 2 * g, 2 * g + 1);
-#pragma GCC unroll 8
-            for (int t = 0; t < NT; ++t) {
-              const std::int8_t* xq = xs[t * nb + b].qs + 128 * half + 32 * g;
-              const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, load256(xq)), scale);
-              iacc[t] = _mm256_add_epi32(iacc[t], p);
-            }
-          }
-        }
+      for (int g = 0; g < 4; ++g) {
+        const __m256i low_src = (g & 1) != 0 ? low1 : low0;
+        const __m256i low = g < 2 ? _mm256_and_si256(low_src, low_mask)
+                                  : _mm256_and_si256(_mm256_srli_epi16(low_src, 4), low_mask);
+        const __m256i top = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(high, 2 * g), two_bits), 4);
+        const __m256i q = _mm256_or_si256(low, top);
+        const __m256i scale = lane_broadcast16(half_scales, 2 * g, 2 * g + 1);
 #pragma GCC unroll 8
         for (int t = 0; t < NT; ++t) {
-          acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[t]), _mm256_set1_ps(d * xs[t * nb + b].d), acc[t]);
+          const std::int8_t* xq = x[t * nb].qs + 128 * half + 32 * g;
+          const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, load256(xq)), scale);
+          iacc[t] = _mm256_add_epi32(iacc[t], p);
         }
       }
-#pragma GCC unroll 8
-      for (int t = 0; t < NT; ++t) y[(t0 + t) * w.rows + r0] = hsum(acc[t]);
     }
+#pragma GCC unroll 8
+    for (int t = 0; t < NT; ++t)
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(iacc[t]), _mm256_set1_ps(d * x[t * nb].d), acc[t]);
   }
 };
 
