@@ -1,5 +1,7 @@
 #include "inference/chat_template.h"
 
+#include <fmt/format.h>
+
 #include <stdexcept>
 
 #include "inference/vocabulary.h"
@@ -29,50 +31,46 @@ std::string leading_system(std::span<const ChatMessage> messages, std::size_t& r
   return system;
 }
 
-std::string render_llama2(std::span<const ChatMessage> messages) {
-  std::size_t i = 0;
-  std::string system = leading_system(messages, i);
-  std::string out;
-  bool first_user = true;
-  for (; i < messages.size(); ++i) {
-    const ChatMessage& m = messages[i];
-    check_role(m, ChatTemplate::LLAMA2);
-    if (m.role == "system")
-      throw std::invalid_argument("the Llama 2 chat template takes system messages only first");
-    if (m.role == "user") {
-      if (!first_user) out += "<s>";
-      out += "[INST] ";
-      if (first_user && !system.empty()) out += "<<SYS>>\n" + system + "\n<</SYS>>\n\n";
-      out += m.content + " [/INST]";
-      first_user = false;
-    } else {
-      out += " " + m.content + " </s>";
-    }
-  }
-  if (first_user && !system.empty()) out += "[INST] <<SYS>>\n" + system + "\n<</SYS>>\n\n [/INST]";
-  return out;
-}
+// The [INST] family: Llama 2 and Mistral differ only in these strings.
+struct InstFormat {
+  ChatTemplate kind;
+  std::string_view family;             // for error messages
+  std::string_view later_user_prefix;  // before every user turn but the first
+  std::string_view system_open;        // around the system text in the first user turn
+  std::string_view system_close;
+  std::string_view system_only_close;  // after the system text when no user turn follows
+  std::string_view assistant_open;
+  std::string_view assistant_close;
+};
 
-std::string render_mistral(std::span<const ChatMessage> messages) {
+constexpr InstFormat llama2_format{ChatTemplate::LLAMA2, "Llama 2",        "<s>", "<<SYS>>\n",
+                                   "\n<</SYS>>\n\n",     "\n<</SYS>>\n\n", " ",   " </s>"};
+constexpr InstFormat mistral_format{ChatTemplate::MISTRAL, "Mistral", "", "", "\n\n", "", "", "</s>"};
+
+std::string render_inst(const InstFormat& format, std::span<const ChatMessage> messages) {
   std::size_t i = 0;
-  std::string system = leading_system(messages, i);
+  const std::string system = leading_system(messages, i);
   std::string out;
   bool first_user = true;
   for (; i < messages.size(); ++i) {
     const ChatMessage& m = messages[i];
-    check_role(m, ChatTemplate::MISTRAL);
+    check_role(m, format.kind);
     if (m.role == "system")
-      throw std::invalid_argument("the Mistral chat template takes system messages only first");
+      throw std::invalid_argument(
+          fmt::format("the {} chat template takes system messages only first", format.family));
     if (m.role == "user") {
+      if (!first_user) out += format.later_user_prefix;
       out += "[INST] ";
-      if (first_user && !system.empty()) out += system + "\n\n";
+      if (first_user && !system.empty())
+        out += fmt::format("{}{}{}", format.system_open, system, format.system_close);
       out += m.content + " [/INST]";
       first_user = false;
     } else {
-      out += m.content + "</s>";
+      out += fmt::format("{}{}{}", format.assistant_open, m.content, format.assistant_close);
     }
   }
-  if (first_user && !system.empty()) out += "[INST] " + system + " [/INST]";
+  if (first_user && !system.empty())
+    out += fmt::format("[INST] {}{}{} [/INST]", format.system_open, system, format.system_only_close);
   return out;
 }
 
@@ -117,9 +115,9 @@ std::string render_chat(ChatTemplate kind, std::span<const ChatMessage> messages
   std::string out;
   switch (kind) {
     case ChatTemplate::LLAMA2:
-      return render_llama2(messages);
+      return render_inst(llama2_format, messages);
     case ChatTemplate::MISTRAL:
-      return render_mistral(messages);
+      return render_inst(mistral_format, messages);
     case ChatTemplate::LLAMA3:
       for (const ChatMessage& m : messages)
         out += "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n" + m.content + "<|eot_id|>";

@@ -65,6 +65,24 @@ TEST(ChatTemplate, Mistral) {
             "[INST] Be brief.\n\nHi [/INST]Hello!</s>[INST] Name a colour. [/INST]");
 }
 
+TEST(ChatTemplate, InstTemplatesWithOnlyASystemMessageAndALateSystemMessage) {
+  const std::vector<ChatMessage> system_only{{"system", "Be brief."}};
+  EXPECT_EQ(render_chat(ChatTemplate::LLAMA2, system_only),
+            "[INST] <<SYS>>\nBe brief.\n<</SYS>>\n\n [/INST]");
+  EXPECT_EQ(render_chat(ChatTemplate::MISTRAL, system_only), "[INST] Be brief. [/INST]");
+  const std::vector<ChatMessage> late_system{{"user", "Hi"}, {"system", "Be brief."}};
+  for (const ChatTemplate kind : {ChatTemplate::LLAMA2, ChatTemplate::MISTRAL}) {
+    try {
+      render_chat(kind, late_system);
+      ADD_FAILURE() << "a late system message was accepted";
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(kind == ChatTemplate::LLAMA2 ? "Llama 2" : "Mistral"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+}
+
 TEST(ChatTemplate, Llama3PromptEncodesToControlTokens) {
   const auto path = test::model_path("vocab-llama3-bpe.gguf");
   EXO_SKIP_IF_MISSING(path);
