@@ -153,9 +153,8 @@ void ForwardPass::layer(std::int64_t index, std::int64_t n, std::int64_t first_p
   q_.resize(rows(c.q_dim()));
   k_.resize(rows(c.kv_dim()));
   v_.resize(rows(c.kv_dim()));
-  matmul(w.attn_q, h_, n, q_, *pool_);
-  matmul(w.attn_k, h_, n, k_, *pool_);
-  matmul(w.attn_v, h_, n, v_, *pool_);
+  const MatmulOutput qkv[] = {{w.attn_q, q_}, {w.attn_k, k_}, {w.attn_v, v_}};
+  matmul_group(qkv, h_, n, *pool_);
   const auto add_bias = [n](std::vector<float>& out, const std::vector<float>& bias) {
     if (bias.empty()) return;
     for (std::int64_t t = 0; t < n; ++t)
@@ -180,8 +179,8 @@ void ForwardPass::layer(std::int64_t index, std::int64_t n, std::int64_t first_p
   rms_norm(x_, w.ffn_norm, h_, n);
   gate_.resize(rows(c.n_ff));
   up_.resize(rows(c.n_ff));
-  matmul(w.ffn_gate, h_, n, gate_, *pool_);
-  matmul(w.ffn_up, h_, n, up_, *pool_);
+  const MatmulOutput gate_up[] = {{w.ffn_gate, gate_}, {w.ffn_up, up_}};
+  matmul_group(gate_up, h_, n, *pool_);
   pool_->parallel_for(
       static_cast<std::int64_t>(gate_.size()),
       [this](std::int64_t begin, std::int64_t end) {

@@ -228,30 +228,29 @@ void matmul_reference(const WeightMatrix& w, std::span<const float> x, std::int6
   reference_rows(w, x, n_tokens, y, 0, w.rows);
 }
 
-void matmul_with(KernelVariant variant, const WeightMatrix& w, std::span<const float> x,
-                 std::int64_t n_tokens, std::span<float> y, ComputePool& pool) {
-  check_shapes(w, x, n_tokens, y);
-  if (variant == KernelVariant::AVX2 && !cpu_has_avx2())
-    throw std::invalid_argument("matmul: this CPU cannot run the avx2 kernels");
-  if (n_tokens == 0) return;
-  const kernels::RowKernel kernel = kernel_for(variant, w.type);
+namespace {
+
+// Quantizes x into `format` once (in the calling thread's scratch, each token on the pool) and
+// describes it for the kernels.
+kernels::Activations prepare_activations(kernels::ActivationFormat format, std::span<const float> x,
+                                         std::int64_t cols, std::int64_t n_tokens, ComputePool& pool,
+                                         ActivationScratch& scratch) {
   kernels::Activations act;
-  act.format = kernels::activation_format(w.type);
+  act.format = format;
   act.n_tokens = n_tokens;
   act.f32 = x.data();
-  thread_local ActivationScratch scratch;
-  // Quantize each token's row once; tokens are independent, so larger batches use the pool.
-  const std::int64_t token_grain = std::max<std::int64_t>(1, 16384 / w.cols);
-  if (act.format == kernels::ActivationFormat::Q8) {
-    const std::int64_t nb = w.cols / kernels::q8_block;
-    if (w.cols % kernels::q8_block != 0) throw std::invalid_argument("matmul: cols not a block multiple");
+  // Tokens are independent, so larger batches quantize on the pool.
+  const std::int64_t token_grain = std::max<std::int64_t>(1, 16384 / cols);
+  if (format == kernels::ActivationFormat::Q8) {
+    const std::int64_t nb = cols / kernels::q8_block;
+    if (cols % kernels::q8_block != 0) throw std::invalid_argument("matmul: cols not a block multiple");
     scratch.q8.resize(static_cast<std::size_t>(nb * n_tokens));
     kernels::ActQ8* out = scratch.q8.data();
     pool.parallel_for(
         n_tokens,
         [&](std::int64_t begin, std::int64_t end) {
           for (std::int64_t t = begin; t < end; ++t)
-            kernels::quantize_activation_q8(x.data() + t * w.cols, w.cols, out + t * nb);
+            kernels::quantize_activation_q8(x.data() + t * cols, cols, out + t * nb);
         },
         token_grain);
     act.q8 = out;
@@ -263,32 +262,82 @@ void matmul_with(KernelVariant variant, const WeightMatrix& w, std::span<const f
       act.d_by_8 = scratch.d_by_8.data();
       act.sum_by_8 = scratch.sum_by_8.data();
     }
-  } else if (act.format == kernels::ActivationFormat::Q8K) {
-    const std::int64_t nb = w.cols / kernels::q8k_block;
-    if (w.cols % kernels::q8k_block != 0) throw std::invalid_argument("matmul: cols not a block multiple");
+  } else if (format == kernels::ActivationFormat::Q8K) {
+    const std::int64_t nb = cols / kernels::q8k_block;
+    if (cols % kernels::q8k_block != 0) throw std::invalid_argument("matmul: cols not a block multiple");
     scratch.q8k.resize(static_cast<std::size_t>(nb * n_tokens));
     kernels::ActQ8K* out = scratch.q8k.data();
     pool.parallel_for(
         n_tokens,
         [&](std::int64_t begin, std::int64_t end) {
           for (std::int64_t t = begin; t < end; ++t)
-            kernels::quantize_activation_q8k(x.data() + t * w.cols, w.cols, out + t * nb);
+            kernels::quantize_activation_q8k(x.data() + t * cols, cols, out + t * nb);
         },
         token_grain);
     act.q8k = out;
   }
-  // Rows are handed out in tiles of 4 so the kernels' row tiles stay aligned.
+  return act;
+}
+
+}  // namespace
+
+void matmul_group_with(KernelVariant variant, std::span<const MatmulOutput> outputs, std::span<const float> x,
+                       std::int64_t n_tokens, ComputePool& pool) {
+  if (outputs.empty()) return;
+  const std::int64_t cols = outputs.front().w.cols;
+  for (const MatmulOutput& o : outputs) {
+    check_shapes(o.w, x, n_tokens, o.y);
+    if (o.w.cols != cols) throw std::invalid_argument("matmul_group: the matrices' column counts differ");
+  }
+  if (variant == KernelVariant::AVX2 && !cpu_has_avx2())
+    throw std::invalid_argument("matmul: this CPU cannot run the avx2 kernels");
+  if (n_tokens == 0) return;
+
+  // Each activation format the group needs is prepared once (the scratch keeps Q8 and Q8K apart).
+  thread_local ActivationScratch scratch;
+  std::vector<kernels::RowKernel> kernel(outputs.size());
+  std::vector<kernels::Activations> act(outputs.size());
+  for (std::size_t i = 0; i < outputs.size(); ++i) {
+    kernel[i] = kernel_for(variant, outputs[i].w.type);
+    const kernels::ActivationFormat format = kernels::activation_format(outputs[i].w.type);
+    std::size_t same = 0;
+    while (same < i && act[same].format != format) ++same;
+    act[i] = same < i ? act[same] : prepare_activations(format, x, cols, n_tokens, pool, scratch);
+  }
+
+  // Rows are handed out in tiles of 4 so the kernels' row tiles stay aligned; the tiles of all the
+  // matrices form one range, so one parallel pass covers the group.
   constexpr std::int64_t tile = 4;
-  const std::int64_t tiles = (w.rows + tile - 1) / tile;
-  const std::int64_t work_per_tile = tile * w.cols * n_tokens;
+  std::vector<std::int64_t> first_tile(outputs.size() + 1, 0);
+  for (std::size_t i = 0; i < outputs.size(); ++i)
+    first_tile[i + 1] = first_tile[i] + (outputs[i].w.rows + tile - 1) / tile;
+  const std::int64_t work_per_tile = tile * cols * n_tokens;
   const std::int64_t grain = std::max<std::int64_t>(1, 65536 / std::max<std::int64_t>(1, work_per_tile));
-  float* out = y.data();
   pool.parallel_for(
-      tiles,
+      first_tile.back(),
       [&](std::int64_t begin, std::int64_t end) {
-        kernel(w, act, out, begin * tile, std::min(w.rows, end * tile));
+        for (std::size_t i = 0; i < outputs.size(); ++i) {
+          const std::int64_t from = std::max(begin, first_tile[i]);
+          const std::int64_t to = std::min(end, first_tile[i + 1]);
+          if (from >= to) continue;
+          const WeightMatrix& w = outputs[i].w;
+          const std::int64_t base = first_tile[i];
+          kernel[i](w, act[i], outputs[i].y.data(), (from - base) * tile,
+                    std::min(w.rows, (to - base) * tile));
+        }
       },
       grain);
+}
+
+void matmul_group(std::span<const MatmulOutput> outputs, std::span<const float> x, std::int64_t n_tokens,
+                  ComputePool& pool) {
+  matmul_group_with(best_variant(), outputs, x, n_tokens, pool);
+}
+
+void matmul_with(KernelVariant variant, const WeightMatrix& w, std::span<const float> x,
+                 std::int64_t n_tokens, std::span<float> y, ComputePool& pool) {
+  const MatmulOutput one{w, y};
+  matmul_group_with(variant, std::span(&one, 1), x, n_tokens, pool);
 }
 
 namespace {

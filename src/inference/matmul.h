@@ -79,6 +79,19 @@ float dot_f32_with(KernelVariant variant, const float* a, const float* b, std::i
 void add_scaled_f32_with(KernelVariant variant, float* out, const float* v, float weight,
                          std::int64_t n) noexcept;
 
+// Several products of one input, e.g. a layer's Q, K and V projections: y_i = W_i x for every
+// output. The input is quantized once per activation format the matrices need and all their rows
+// run in one parallel pass (one wake-up of the pool instead of one per matrix). Each y_i equals what
+// matmul(W_i, x, ...) computes, bit for bit. The matrices must have the same column count.
+struct MatmulOutput {
+  WeightMatrix w;
+  std::span<float> y;
+};
+void matmul_group(std::span<const MatmulOutput> outputs, std::span<const float> x, std::int64_t n_tokens,
+                  ComputePool& pool);
+void matmul_group_with(KernelVariant variant, std::span<const MatmulOutput> outputs, std::span<const float> x,
+                       std::int64_t n_tokens, ComputePool& pool);
+
 // Copies row `r` of `w` (e.g. a token's embedding) into `out` as floats (out.size() == cols).
 void dequantize_matrix_row(const WeightMatrix& w, std::int64_t r, std::span<float> out);
 

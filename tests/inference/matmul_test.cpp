@@ -299,6 +299,39 @@ TEST_P(MatmulVariantTest, VectorHelpersMatchDoublePrecisionOnAwkwardLengths) {
   }
 }
 
+TEST_P(MatmulVariantTest, AGroupEqualsSeparateProductsBitForBit) {
+  // Mixed activation formats (Q8, Q8K, F32) and row counts that are not multiples of the row tile.
+  const KernelVariant variant = GetParam();
+  ComputePool pool(2);
+  std::mt19937 rng(21);
+  const std::int64_t cols = 512;
+  const std::vector<RandomMatrix> matrices{
+      quantized_normal(TensorType::Q4_K, 37, cols, rng), quantized_normal(TensorType::Q8_0, 6, cols, rng),
+      quantized_normal(TensorType::Q6_K, 5, cols, rng), quantized_normal(TensorType::F16, 3, cols, rng),
+      quantized_normal(TensorType::Q4_0, 41, cols, rng)};
+  for (std::int64_t n_tokens : {1, 9}) {
+    const auto x = random_activations(n_tokens * cols, rng);
+    std::vector<std::vector<float>> grouped;
+    std::vector<MatmulOutput> outputs;
+    grouped.reserve(matrices.size());
+    for (const RandomMatrix& m : matrices)
+      grouped.emplace_back(static_cast<std::size_t>(n_tokens * m.rows), -1.0f);
+    for (std::size_t i = 0; i < matrices.size(); ++i) outputs.push_back({matrices[i].view(), grouped[i]});
+    matmul_group_with(variant, outputs, x, n_tokens, pool);
+    for (std::size_t i = 0; i < matrices.size(); ++i) {
+      std::vector<float> alone(grouped[i].size());
+      matmul_with(variant, matrices[i].view(), x, n_tokens, alone, pool);
+      EXPECT_EQ(grouped[i], alone) << tensor_type_name(matrices[i].type) << " tokens " << n_tokens;
+    }
+  }
+  std::vector<float> y1(6);
+  std::vector<float> y2(6);
+  const RandomMatrix narrow = quantized_normal(TensorType::Q8_0, 6, 256, rng);
+  const auto x = random_activations(cols, rng);
+  const std::vector<MatmulOutput> mismatched{{matrices[1].view(), y1}, {narrow.view(), y2}};
+  EXPECT_THROW(matmul_group_with(variant, mismatched, x, 1, pool), std::invalid_argument);
+}
+
 TEST_P(MatmulVariantTest, ResultsDoNotDependOnTheThreadCount) {
   const KernelVariant variant = GetParam();
   std::mt19937 rng(5);
