@@ -9,6 +9,7 @@
 // - BM_Matmul/<type>/<rows>/<cols>/128: a 128-token batch (prompt processing). Counter: tokens/s for
 //   this one matrix and effective GMAC/s.
 // - BM_Reference*: the scalar oracle on the same shapes, for the speedup of the fast path.
+// - Type indices are those of `types` below, then one more for Q4_0 in the Q4_0_X8 layout.
 // Threads: EXO_BENCH_THREADS (default 2).
 #include <benchmark/benchmark.h>
 
@@ -79,6 +80,32 @@ const Matrix& matrix(TensorType type, std::int64_t rows, std::int64_t cols) {
   return cache.back().second;
 }
 
+// Benchmark type indices: those of `types`, then Q4_0 in the Q4_0_X8 layout (pack_q4_0_x8).
+constexpr std::int64_t q4_0_x8_index = static_cast<std::int64_t>(std::size(types));
+
+TensorType type_at(std::int64_t index) {
+  return index == q4_0_x8_index ? TensorType::Q4_0 : types[index];
+}
+
+std::string label_at(std::int64_t index) {
+  return index == q4_0_x8_index ? "q4_0 x8" : std::string(exo::inference::tensor_type_name(types[index]));
+}
+
+// The matrix of a benchmark type index (packed once and cached for the Q4_0_X8 index).
+const Matrix& matrix_at(std::int64_t index, std::int64_t rows, std::int64_t cols) {
+  const Matrix& rows_layout = matrix(type_at(index), rows, cols);
+  if (index != q4_0_x8_index) return rows_layout;
+  static std::vector<Matrix> packed;  // the same random Q4_0 matrix per shape, so keyed by shape
+  for (Matrix& m : packed) {
+    if (m.view.rows == rows && m.view.cols == cols) return m;
+  }
+  packed.emplace_back();
+  Matrix& stored = packed.back();
+  stored.bytes.resize(rows_layout.bytes.size());
+  stored.view = exo::inference::pack_q4_0_x8(rows_layout.view, stored.bytes);
+  return stored;
+}
+
 std::vector<float> activations(std::int64_t n) {
   std::mt19937 rng(7);
   std::normal_distribution<float> normal(0.0f, 1.0f);
@@ -89,9 +116,10 @@ std::vector<float> activations(std::int64_t n) {
 
 // Counters of a matrix-vector benchmark reading `bytes` of weights per iteration: weight GB/s and
 // (bytes / time per matvec) / bandwidth, in percent.
-void report_weight_stream(benchmark::State& state, TensorType type, std::size_t bytes, double bandwidth) {
+void report_weight_stream(benchmark::State& state, const std::string& label, std::size_t bytes,
+                          double bandwidth) {
   const auto read = static_cast<double>(bytes);
-  state.SetLabel(std::string(exo::inference::tensor_type_name(type)));
+  state.SetLabel(label);
   state.counters["GB/s"] = benchmark::Counter(read / 1e9, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["bw_GB/s"] = bandwidth / 1e9;
   state.counters["pct_bw"] =
@@ -99,8 +127,7 @@ void report_weight_stream(benchmark::State& state, TensorType type, std::size_t 
 }
 
 void BM_Matvec(benchmark::State& state) {
-  const auto type = types[state.range(0)];
-  const Matrix& m = matrix(type, state.range(1), state.range(2));
+  const Matrix& m = matrix_at(state.range(0), state.range(1), state.range(2));
   const auto x = activations(m.view.cols);
   std::vector<float> y(static_cast<std::size_t>(m.view.rows));
   const double bw = bandwidth();
@@ -108,12 +135,11 @@ void BM_Matvec(benchmark::State& state) {
     exo::inference::matmul(m.view, x, 1, y, pool());
     benchmark::DoNotOptimize(y.data());
   }
-  report_weight_stream(state, type, m.bytes.size(), bw);
+  report_weight_stream(state, label_at(state.range(0)), m.bytes.size(), bw);
 }
 
 void BM_MatvecFromDram(benchmark::State& state) {
-  const auto type = types[state.range(0)];
-  const Matrix& one = matrix(type, 5632, 2048);
+  const Matrix& one = matrix_at(state.range(0), 5632, 2048);
   const std::size_t size = one.bytes.size();
   const std::size_t copies = ((std::size_t{384} << 20) + size - 1) / size;
   std::vector<std::uint8_t> all(size * copies);
@@ -130,12 +156,11 @@ void BM_MatvecFromDram(benchmark::State& state) {
     exo::inference::matmul(view, x, 1, y, pool());
     benchmark::DoNotOptimize(y.data());
   }
-  report_weight_stream(state, type, size, bw);
+  report_weight_stream(state, label_at(state.range(0)), size, bw);
 }
 
 void BM_Matmul(benchmark::State& state) {
-  const auto type = types[state.range(0)];
-  const Matrix& m = matrix(type, state.range(1), state.range(2));
+  const Matrix& m = matrix_at(state.range(0), state.range(1), state.range(2));
   const std::int64_t n = state.range(3);
   const auto x = activations(n * m.view.cols);
   std::vector<float> y(static_cast<std::size_t>(n * m.view.rows));
@@ -143,7 +168,7 @@ void BM_Matmul(benchmark::State& state) {
     exo::inference::matmul(m.view, x, n, y, pool());
     benchmark::DoNotOptimize(y.data());
   }
-  state.SetLabel(std::string(exo::inference::tensor_type_name(type)));
+  state.SetLabel(label_at(state.range(0)));
   state.counters["tok/s"] =
       benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
   state.counters["GMAC/s"] = benchmark::Counter(static_cast<double>(n * m.view.rows * m.view.cols) / 1e9,
@@ -182,7 +207,7 @@ void BM_Reference(benchmark::State& state) {
 
 void shapes(benchmark::internal::Benchmark* b, bool batch) {
   const std::int64_t shape[][2] = {{2048, 2048}, {5632, 2048}, {2048, 5632}};
-  for (std::int64_t t = 0; t < static_cast<std::int64_t>(std::size(types)); ++t) {
+  for (std::int64_t t = 0; t <= q4_0_x8_index; ++t) {
     for (const auto& s : shape) {
       if (batch) {
         b->Args({t, s[0], s[1], 128});
@@ -200,7 +225,7 @@ void shapes(benchmark::internal::Benchmark* b, bool batch) {
 BENCHMARK(BM_Matvec)->Apply([](benchmark::internal::Benchmark* b) { shapes(b, false); });
 // Q8_0, Q4_0, F16, Q4_K, Q6_K: best of 5 runs (the machine is shared; the minimum is the signal).
 BENCHMARK(BM_MatvecFromDram)
-    ->ArgsProduct({{3, 4, 1, 8, 10}})
+    ->ArgsProduct({{3, 4, 1, 8, 10, q4_0_x8_index}})
     ->ArgNames({"type"})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()

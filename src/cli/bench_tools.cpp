@@ -24,6 +24,7 @@
 #include "inference/model_config.h"
 #include "inference/model_generator.h"
 #include "inference/model_weights.h"
+#include "inference/repacked_weights.h"
 
 namespace exo::cli {
 
@@ -191,7 +192,8 @@ int run_bench(const BenchCommand& c, std::ostream& out, std::ostream& err) {
     }
     const auto [first_layer, last_layer] = range;
     const bool whole = first_layer == 0 && last_layer == config.n_layer - 1;
-    const ModelWeights weights = ModelWeights::load(file, config, first_layer, last_layer);
+    RepackedWeights repacked;  // as the engine loads a shard: matrices in the kernels' layout
+    const ModelWeights weights = ModelWeights::load(file, config, first_layer, last_layer, &repacked);
     weights.advise_will_need();
     const double setup_seconds = seconds_since(load_start);
     const std::uint64_t touched = weights.fault_in();

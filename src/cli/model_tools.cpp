@@ -12,6 +12,7 @@
 
 #include "inference/forward_pass.h"
 #include "inference/gguf_file.h"
+#include "inference/repacked_weights.h"
 #include "inference/tokenizer.h"
 
 namespace exo::cli {
@@ -84,11 +85,12 @@ int run_eval(const EvalCommand& command, std::ostream& out, std::ostream& err) {
   }
   std::optional<GgufFile> file;
   std::optional<ModelConfig> config;
+  RepackedWeights repacked;  // as the engine: matrices in the kernels' layout (outlives `weights`)
   std::optional<ModelWeights> weights;
   try {
     file.emplace(GgufFile::open(command.model));
     config.emplace(ModelConfig::from_gguf(*file));
-    weights.emplace(ModelWeights::load(*file, *config, 0, config->n_layer - 1));
+    weights.emplace(ModelWeights::load(*file, *config, 0, config->n_layer - 1, &repacked));
   } catch (const std::exception& e) {
     err << "exo eval: " << e.what() << "\n";
     return 1;

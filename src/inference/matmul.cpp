@@ -130,7 +130,11 @@ bool cpu_has_avx2() noexcept {
 #endif
 }
 
-kernels::RowKernel kernel_for(KernelVariant variant, TensorType type) {
+kernels::RowKernel kernel_for(KernelVariant variant, const WeightMatrix& w) {
+  if (w.layout == WeightLayout::Q4_0_X8)
+    return variant == KernelVariant::AVX2 ? kernels::avx2_q4_0_x8_kernel()
+                                          : kernels::portable_q4_0_x8_kernel();
+  const TensorType type = w.type;
   kernels::RowKernel kernel = nullptr;
   if (variant == KernelVariant::AVX2) kernel = kernels::avx2_kernel(type);
   if (kernel == nullptr) kernel = kernels::portable_kernel(type);
@@ -216,9 +220,48 @@ WeightMatrix WeightMatrix::of(const GgufTensor& tensor) {
   return w;
 }
 
+bool can_pack_q4_0_x8(const WeightMatrix& w) noexcept {
+  return w.type == TensorType::Q4_0 && w.layout == WeightLayout::ROWS && w.rows > 0 && w.rows % 8 == 0 &&
+         w.cols > 0 && w.cols % kernels::q8_block == 0;
+}
+
+WeightMatrix pack_q4_0_x8(const WeightMatrix& w, std::span<std::uint8_t> out) {
+  if (!can_pack_q4_0_x8(w)) throw std::invalid_argument("pack_q4_0_x8: not a Q4_0 matrix of 8k rows");
+  if (out.size() != static_cast<std::size_t>(w.rows) * w.row_bytes)
+    throw std::invalid_argument("pack_q4_0_x8: the output is not rows * row_bytes bytes");
+  const std::int64_t nb = w.cols / kernels::q8_block;
+  for (std::int64_t g = 0; g < w.rows / 8; ++g) {
+    for (std::int64_t b = 0; b < nb; ++b) {
+      std::uint8_t* dst = out.data() + static_cast<std::size_t>((g * nb + b) * kernels::q4_0_x8_group_bytes);
+      for (int r = 0; r < 8; ++r) {
+        const std::uint8_t* src = w.row(g * 8 + r) + b * kernels::q4_0_block_bytes;
+        dst[2 * r] = src[0];
+        dst[2 * r + 1] = src[1];
+        const auto level = [src](int i) { return i < 16 ? src[2 + i] & 0x0F : src[2 + i - 16] >> 4; };
+        for (int j = 0; j < 4; ++j) {
+          for (int m = 0; m < 4; ++m)
+            dst[16 + 32 * j + 4 * r + m] =
+                static_cast<std::uint8_t>(level(8 * j + m) | (level(8 * j + 4 + m) << 4));
+        }
+      }
+    }
+  }
+  WeightMatrix packed = w;
+  packed.data = out.data();
+  packed.layout = WeightLayout::Q4_0_X8;
+  return packed;
+}
+
 void dequantize_matrix_row(const WeightMatrix& w, std::int64_t r, std::span<float> out) {
   if (r < 0 || r >= w.rows || out.size() != static_cast<std::size_t>(w.cols))
     throw std::out_of_range("dequantize_matrix_row: row " + std::to_string(r) + " out of range");
+  if (w.layout == WeightLayout::Q4_0_X8) {
+    thread_local std::vector<std::uint8_t> row;
+    row.resize(w.row_bytes);
+    kernels::unpack_q4_0_x8_row(w, r, row.data());
+    dequantize_row(w.type, row, out);
+    return;
+  }
   dequantize_row(w.type, std::span<const std::uint8_t>(w.row(r), w.row_bytes), out);
 }
 
@@ -298,16 +341,16 @@ void matmul_group_with(KernelVariant variant, std::span<const MatmulOutput> outp
   std::vector<kernels::RowKernel> kernel(outputs.size());
   std::vector<kernels::Activations> act(outputs.size());
   for (std::size_t i = 0; i < outputs.size(); ++i) {
-    kernel[i] = kernel_for(variant, outputs[i].w.type);
+    kernel[i] = kernel_for(variant, outputs[i].w);
     const kernels::ActivationFormat format = kernels::activation_format(outputs[i].w.type);
     std::size_t same = 0;
     while (same < i && act[same].format != format) ++same;
     act[i] = same < i ? act[same] : prepare_activations(format, x, cols, n_tokens, pool, scratch);
   }
 
-  // Rows are handed out in tiles of 4 so the kernels' row tiles stay aligned; the tiles of all the
-  // matrices form one range, so one parallel pass covers the group.
-  constexpr std::int64_t tile = 4;
+  // Rows are handed out in tiles of 8 so the kernels' row tiles (and Q4_0_X8 row groups) stay
+  // aligned; the tiles of all the matrices form one range, so one parallel pass covers the group.
+  constexpr std::int64_t tile = 8;
   std::vector<std::int64_t> first_tile(outputs.size() + 1, 0);
   for (std::size_t i = 0; i < outputs.size(); ++i)
     first_tile[i + 1] = first_tile[i] + (outputs[i].w.rows + tile - 1) / tile;

@@ -34,15 +34,23 @@
 
 namespace exo::inference {
 
+// How a WeightMatrix's bytes are arranged.
+enum class WeightLayout : std::uint8_t {
+  ROWS,     // ggml's: row after row, row_bytes each
+  Q4_0_X8,  // Q4_0 in groups of 8 rows (pack_q4_0_x8), the same size as ROWS
+};
+
 struct WeightMatrix {
   TensorType type = TensorType::F32;
   const std::uint8_t* data = nullptr;
   std::int64_t rows = 0;
   std::int64_t cols = 0;
   std::size_t row_bytes = 0;
+  WeightLayout layout = WeightLayout::ROWS;
 
   // A 1- or 2-dimensional GGUF tensor as a matrix (a 1-D tensor is one row).
   static WeightMatrix of(const GgufTensor& tensor);
+  // Row r's bytes (ROWS layout only).
   const std::uint8_t* row(std::int64_t r) const noexcept {
     return data + static_cast<std::size_t>(r) * row_bytes;
   }
@@ -91,6 +99,19 @@ void matmul_group(std::span<const MatmulOutput> outputs, std::span<const float> 
                   ComputePool& pool);
 void matmul_group_with(KernelVariant variant, std::span<const MatmulOutput> outputs, std::span<const float> x,
                        std::int64_t n_tokens, ComputePool& pool);
+
+// The Q4_0_X8 layout: per group of 8 rows and per 32-value block (144 bytes, at
+// (group * cols / 32 + block) * 144), the 8 rows' f16 scales, then 4 chunks of 32 bytes; byte
+// 4 * r + m of chunk j holds row r's level of value 8j + m in its low nibble and of value 8j + 4 + m
+// in its high nibble. Masking a chunk's low or high nibbles gives 4 consecutive levels of each of the
+// 8 rows side by side, so the kernels multiply one broadcast group of 4 activation levels with all 8
+// rows and the rows' dot products end up in the lanes of one vector (no horizontal sums).
+// can_pack_q4_0_x8: Q4_0 in the ROWS layout with a row count that is a multiple of 8.
+// pack_q4_0_x8 writes `w` in that layout into `out` (exactly rows * row_bytes bytes) and returns the
+// view of it; std::invalid_argument otherwise. matmul gives the same results for both layouts up to
+// float summation order; dequantize_matrix_row reads either.
+bool can_pack_q4_0_x8(const WeightMatrix& w) noexcept;
+WeightMatrix pack_q4_0_x8(const WeightMatrix& w, std::span<std::uint8_t> out);
 
 // Copies row `r` of `w` (e.g. a token's embedding) into `out` as floats (out.size() == cols).
 void dequantize_matrix_row(const WeightMatrix& w, std::int64_t r, std::span<float> out);

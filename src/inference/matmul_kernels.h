@@ -72,6 +72,15 @@ void quantize_activation_q8k(const float* x, std::int64_t n, ActQ8K* out);
 RowKernel portable_kernel(TensorType type) noexcept;
 RowKernel avx2_kernel(TensorType type) noexcept;
 
+// The Q4_0_X8 layout (matmul.h): one group of 8 rows x one 32-value block.
+inline constexpr int q4_0_block_bytes = 18;
+inline constexpr int q4_0_x8_group_bytes = 8 * q4_0_block_bytes;
+// Row r of a Q4_0_X8 matrix back in ggml's Q4_0 row format (row_bytes bytes at out).
+void unpack_q4_0_x8_row(const WeightMatrix& w, std::int64_t r, std::uint8_t* out) noexcept;
+// Kernels of the Q4_0_X8 layout; row ranges start at a multiple of 8.
+RowKernel portable_q4_0_x8_kernel() noexcept;
+RowKernel avx2_q4_0_x8_kernel() noexcept;
+
 // Float vector helpers (attention) of each variant: dot(a, b, n) and out[i] += weight * v[i].
 struct VectorOps {
   float (*dot)(const float* a, const float* b, std::int64_t n) noexcept;

@@ -270,4 +270,44 @@ VectorOps portable_vector_ops() noexcept {
   return {dot_portable, add_scaled_portable};
 }
 
+void unpack_q4_0_x8_row(const WeightMatrix& w, std::int64_t r, std::uint8_t* out) noexcept {
+  const std::int64_t nb = w.cols / q8_block;
+  const std::int64_t g = r / 8;
+  const auto in_group = static_cast<int>(r % 8);
+  for (std::int64_t b = 0; b < nb; ++b) {
+    const std::uint8_t* src = w.data + (g * nb + b) * q4_0_x8_group_bytes;
+    std::uint8_t* dst = out + b * q4_0_block_bytes;
+    dst[0] = src[2 * in_group];
+    dst[1] = src[2 * in_group + 1];
+    const auto level = [&](int i) {
+      const std::uint8_t byte = src[16 + 32 * (i / 8) + 4 * in_group + i % 4];
+      return (i % 8) < 4 ? byte & 0x0F : byte >> 4;
+    };
+    for (int k = 0; k < 16; ++k) dst[2 + k] = static_cast<std::uint8_t>(level(k) | (level(k + 16) << 4));
+  }
+}
+
+namespace {
+
+// Each row back in the ROWS layout, then the Q4_0 row kernel.
+void q4_0_x8_rows(const WeightMatrix& w, const Activations& x, float* y, std::int64_t row_begin,
+                  std::int64_t row_end) {
+  thread_local std::vector<std::uint8_t> row;
+  thread_local std::vector<float> one_row_y;
+  row.resize(w.row_bytes);
+  one_row_y.resize(static_cast<std::size_t>(x.n_tokens));
+  for (std::int64_t r = row_begin; r < row_end; ++r) {
+    unpack_q4_0_x8_row(w, r, row.data());
+    const WeightMatrix single{TensorType::Q4_0, row.data(), 1, w.cols, w.row_bytes, WeightLayout::ROWS};
+    q8_rows(single, x, one_row_y.data(), 0, 1);
+    for (std::int64_t t = 0; t < x.n_tokens; ++t) y[t * w.rows + r] = one_row_y[static_cast<std::size_t>(t)];
+  }
+}
+
+}  // namespace
+
+RowKernel portable_q4_0_x8_kernel() noexcept {
+  return q4_0_x8_rows;
+}
+
 }  // namespace exo::inference::kernels

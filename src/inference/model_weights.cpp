@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "inference/gguf_file.h"
+#include "inference/repacked_weights.h"
 
 namespace exo::inference {
 
@@ -17,8 +18,8 @@ std::string shape_text(const std::vector<std::uint64_t>& shape) {
 class Loader {
  public:
   Loader(const GgufFile& file, std::uint64_t& bytes,
-         std::vector<std::pair<const std::uint8_t*, std::uint64_t>>& spans)
-      : file_(file), bytes_(bytes), spans_(spans) {}
+         std::vector<std::pair<const std::uint8_t*, std::uint64_t>>& spans, RepackedWeights* repacked)
+      : file_(file), bytes_(bytes), spans_(spans), repacked_(repacked) {}
 
   const GgufTensor& require(const std::string& name) {
     const GgufTensor* tensor = file_.find_tensor(name);
@@ -26,15 +27,19 @@ class Loader {
     return *tensor;
   }
 
-  void count(const GgufTensor& tensor) {
-    for (const auto& [data, size] : spans_)
-      if (data == tensor.data.data()) return;
-    spans_.emplace_back(tensor.data.data(), tensor.byte_size);
+  // Counts the tensor's bytes once; its span is where they are read from (`data`: the mapping, or a
+  // repacked copy).
+  void count(const GgufTensor& tensor, const std::uint8_t* data) {
+    for (const auto& [at, size] : spans_)
+      if (at == data) return;
+    spans_.emplace_back(data, tensor.byte_size);
     bytes_ += tensor.byte_size;
   }
+  void count(const GgufTensor& tensor) { count(tensor, tensor.data.data()); }
 
-  // A [cols, rows] matrix of a supported type.
-  WeightMatrix matrix(const std::string& name, std::int64_t cols, std::int64_t rows) {
+  // A [cols, rows] matrix of a supported type; `repack`: in the kernels' fastest layout when there is
+  // a RepackedWeights (matrices that only serve row lookups, like the embedding table, are not).
+  WeightMatrix matrix(const std::string& name, std::int64_t cols, std::int64_t rows, bool repack = true) {
     const GgufTensor& tensor = require(name);
     if (tensor.shape.size() != 2 || tensor.shape[0] != static_cast<std::uint64_t>(cols) ||
         tensor.shape[1] != static_cast<std::uint64_t>(rows))
@@ -45,8 +50,10 @@ class Loader {
           fmt::format("{}: tensor '{}' has type {}, which the native engine does not support "
                       "(supported: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_K, q5_K, q6_K)",
                       file_.name(), name, tensor.type_info->name));
-    count(tensor);
-    return WeightMatrix::of(tensor);
+    WeightMatrix view = WeightMatrix::of(tensor);
+    if (repack && repacked_ != nullptr) view = repacked_->matrix(view);
+    count(tensor, view.data);
+    return view;
   }
 
   // A 1-D tensor of n values, as floats.
@@ -67,6 +74,7 @@ class Loader {
   const GgufFile& file_;
   std::uint64_t& bytes_;
   std::vector<std::pair<const std::uint8_t*, std::uint64_t>>& spans_;
+  RepackedWeights* repacked_;
 };
 
 }  // namespace
@@ -91,7 +99,7 @@ bool is_supported_weight_type(TensorType type) noexcept {
 }
 
 ModelWeights ModelWeights::load(const GgufFile& file, const ModelConfig& config, std::int64_t start_layer,
-                                std::int64_t end_layer) {
+                                std::int64_t end_layer, RepackedWeights* repacked) {
   if (start_layer < 0 || end_layer < start_layer || end_layer >= config.n_layer)
     throw ModelError(fmt::format("{}: layer range [{}, {}] is not inside the model's {} layers", file.name(),
                                  start_layer, end_layer, config.n_layer));
@@ -100,11 +108,11 @@ ModelWeights ModelWeights::load(const GgufFile& file, const ModelConfig& config,
   w.end_layer_ = end_layer;
   w.n_layers_ = config.n_layer;
   std::vector<std::pair<const std::uint8_t*, std::uint64_t>> spans;
-  Loader loader(file, w.weight_bytes_, spans);
+  Loader loader(file, w.weight_bytes_, spans, repacked);
 
   const bool last = end_layer == config.n_layer - 1;
   if (start_layer == 0 || (last && config.tied_output))
-    w.token_embd_ = loader.matrix("token_embd.weight", config.n_embd, config.n_vocab);
+    w.token_embd_ = loader.matrix("token_embd.weight", config.n_embd, config.n_vocab, false);
   if (last) {
     w.output_norm_ = loader.vector("output_norm.weight", config.n_embd);
     w.output_ =

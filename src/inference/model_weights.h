@@ -6,10 +6,10 @@
 //   [start_layer, end_layer] (inclusive) attn_norm, attn_q/k/v (+ their biases for qwen2),
 //   attn_output, ffn_norm, ffn_gate, ffn_up, ffn_down. A missing tensor, a wrong shape or a type the
 //   engine cannot multiply throws ModelError naming the tensor (and its type).
-// - Matrices are WeightMatrix views into the GgufFile's mapping: the GgufFile must outlive the
-//   ModelWeights. Only the shard's tensors are ever read, so only their pages are touched;
-//   advise_will_need() asks the kernel to read them ahead. Norm weights, biases and rope factors are
-//   small and copied to float vectors.
+// - Matrices are WeightMatrix views into the GgufFile's mapping, or into a RepackedWeights' copies
+//   when load() is given one: both must outlive the ModelWeights. Only the shard's tensors are ever read, so
+//   only their pages are touched; advise_will_need() asks the kernel to read them ahead. Norm weights, biases
+//   and rope factors are small and copied to float vectors.
 // - Immutable after load(); safe to read from many threads.
 #pragma once
 
@@ -24,6 +24,7 @@
 namespace exo::inference {
 
 class GgufFile;
+class RepackedWeights;
 
 struct LayerWeights {
   std::vector<float> attn_norm;
@@ -38,9 +39,11 @@ bool is_supported_weight_type(TensorType type) noexcept;
 
 class ModelWeights {
  public:
-  // Layers [start_layer, end_layer] (inclusive) of config.n_layer.
+  // Layers [start_layer, end_layer] (inclusive) of config.n_layer. With `repacked`, the matrices the
+  // shard multiplies come from it, in the kernels' fastest layout (it must outlive the result); the
+  // embedding table stays a view of the file.
   static ModelWeights load(const GgufFile& file, const ModelConfig& config, std::int64_t start_layer,
-                           std::int64_t end_layer);
+                           std::int64_t end_layer, RepackedWeights* repacked = nullptr);
 
   std::int64_t start_layer() const noexcept { return start_layer_; }
   std::int64_t end_layer() const noexcept { return end_layer_; }

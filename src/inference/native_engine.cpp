@@ -15,6 +15,7 @@
 #include "inference/gguf_file.h"
 #include "inference/model_config.h"
 #include "inference/model_weights.h"
+#include "inference/repacked_weights.h"
 #include "inference/sampler.h"
 #include "inference/tokenizer.h"
 #include "resource/errors.h"
@@ -35,6 +36,9 @@ struct NativeEngine::Loaded {
   ModelConfig config;
   std::optional<Tokenizer> tokenizer;
   std::unique_ptr<ComputePool> pool;
+  // The shards' matrices in the kernels' layout, shared by every runtime (declared before them, so
+  // destroyed after them).
+  RepackedWeights repacked;
   std::shared_ptr<KvBudget> budget;
   // Compute thread only: the shards built so far (the loaded one first), least recently used evicted.
   std::map<std::pair<std::int32_t, std::int32_t>, std::shared_ptr<ShardRuntime>> runtimes;
@@ -106,10 +110,11 @@ std::string shard_text(const topology::Shard& s) {
 constexpr std::size_t kMaxShardRuntimes = 4;
 
 std::shared_ptr<ShardRuntime> build_runtime(const GgufFile& file, const ModelConfig& config,
-                                            ComputePool& pool, const topology::Shard& shard) {
+                                            ComputePool& pool, RepackedWeights& repacked,
+                                            const topology::Shard& shard) {
   auto rt = std::make_shared<ShardRuntime>();
   rt->shard = shard;
-  rt->weights.emplace(ModelWeights::load(file, config, shard.start_layer, shard.end_layer));
+  rt->weights.emplace(ModelWeights::load(file, config, shard.start_layer, shard.end_layer, &repacked));
   rt->forward = std::make_unique<ForwardPass>(config, *rt->weights, pool);
   return rt;
 }
@@ -173,7 +178,7 @@ asio::awaitable<void> NativeEngine::do_initialize() {
     l->shard = shard;
     l->tokenizer.emplace(Tokenizer::from_gguf(l->file));
     l->pool = std::make_unique<ComputePool>(options.threads);
-    auto runtime = build_runtime(l->file, c, *l->pool, shard);
+    auto runtime = build_runtime(l->file, c, *l->pool, l->repacked, shard);
     if (options.read_ahead) runtime->weights->advise_will_need();
     l->loaded_weight_bytes = runtime->weights->weight_bytes();
     l->runtimes[{shard.start_layer, shard.end_layer}] = std::move(runtime);
@@ -338,7 +343,7 @@ asio::awaitable<net::Tensor> NativeEngine::infer_tensor(std::string request_id, 
     const std::pair<std::int32_t, std::int32_t> key{shard.start_layer, shard.end_layer};
     auto& runtime = l->runtimes[key];
     if (!runtime) {
-      runtime = build_runtime(l->file, l->config, *l->pool, shard);
+      runtime = build_runtime(l->file, l->config, *l->pool, l->repacked, shard);
       while (l->runtimes.size() > kMaxShardRuntimes) {
         auto oldest = l->runtimes.end();
         for (auto it = l->runtimes.begin(); it != l->runtimes.end(); ++it)

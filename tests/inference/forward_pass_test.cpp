@@ -13,6 +13,7 @@
 #include "gguf_builder.h"
 #include "inference/forward_pass.h"
 #include "inference/gguf_file.h"
+#include "inference/repacked_weights.h"
 #include "test_support.h"
 
 namespace exo::inference {
@@ -300,6 +301,46 @@ TEST(ForwardPass, ShardsChainedGiveTheWholeModelsLogits) {
     }
     EXPECT_EQ(state, whole) << split.size() << " shards";
   }
+}
+
+TEST(ForwardPass, RepackedQ4_0ShardsShareOneCopyAndMatchTheFileLayout) {
+  const auto path = test::model_path("small-q4_0.gguf");
+  EXO_SKIP_IF_MISSING(path);
+  const GgufFile file = GgufFile::open(path.string());
+  const ModelConfig config = ModelConfig::from_gguf(file);
+  const std::vector<std::int32_t> ids{1, 15, 27, 300, 42, 7, 99, 3, 64};
+  const std::vector<float> file_layout = run_whole(file, ids, ForwardPass::Logits::LAST);
+  ComputePool pool(2);
+  auto budget = std::make_shared<KvBudget>(1U << 26);
+  RepackedWeights repacked;
+  std::vector<float> whole;
+  {
+    const ModelWeights weights = ModelWeights::load(file, config, 0, config.n_layer - 1, &repacked);
+    ForwardPass forward(config, weights, pool);
+    auto cache = forward.make_cache(budget);
+    whole = forward.run_tokens(ids, *cache, ForwardPass::Logits::LAST);
+  }
+  const std::uint64_t copies = repacked.bytes();
+  if (best_variant() == KernelVariant::AVX2) {
+    EXPECT_GT(copies, 0U);
+  }
+  // Same integer arithmetic, another float summation order.
+  float largest = 0;
+  for (float v : file_layout) largest = std::max(largest, std::fabs(v));
+  ASSERT_EQ(whole.size(), file_layout.size());
+  for (std::size_t i = 0; i < whole.size(); ++i) EXPECT_NEAR(whole[i], file_layout[i], 1e-4F * largest) << i;
+  // Shards loaded with the same RepackedWeights reuse its copies and chain to the same logits.
+  const std::int64_t half = config.n_layer / 2;
+  std::vector<float> state;
+  for (const auto& [start, end] :
+       std::vector<std::pair<std::int64_t, std::int64_t>>{{0, half - 1}, {half, config.n_layer - 1}}) {
+    const ModelWeights weights = ModelWeights::load(file, config, start, end, &repacked);
+    ForwardPass forward(config, weights, pool);
+    auto cache = forward.make_cache(budget);
+    state = start == 0 ? forward.run_tokens(ids, *cache) : forward.run_hidden(state, *cache);
+  }
+  EXPECT_EQ(state, whole);
+  EXPECT_EQ(repacked.bytes(), copies);
 }
 
 TEST(KvCache, BudgetAndContextOverflowAreClearErrorsAndRollBack) {

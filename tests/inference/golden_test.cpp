@@ -14,6 +14,7 @@
 
 #include "inference/forward_pass.h"
 #include "inference/gguf_file.h"
+#include "inference/repacked_weights.h"
 #include "test_support.h"
 
 namespace exo::inference {
@@ -89,7 +90,8 @@ TEST_P(GoldenModel, PromptLogitsAndGreedyContinuationMatchTheReference) {
   const GgufFile file = GgufFile::open(path.string());
   const ModelConfig config = ModelConfig::from_gguf(file);
   ASSERT_EQ(config.n_vocab, golden.n_vocab);
-  const ModelWeights weights = ModelWeights::load(file, config, 0, config.n_layer - 1);
+  RepackedWeights repacked;  // the engine's path: matrices in the kernels' layout (Q4_0 -> Q4_0_X8)
+  const ModelWeights weights = ModelWeights::load(file, config, 0, config.n_layer - 1, &repacked);
   ComputePool pool(2);
   ForwardPass forward(config, weights, pool);
   auto budget = std::make_shared<KvBudget>(std::uint64_t{1} << 30);

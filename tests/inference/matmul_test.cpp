@@ -113,6 +113,17 @@ std::vector<float> random_activations(std::int64_t n, std::mt19937& rng) {
   return x;
 }
 
+// sum_c |W[r][c] * x[t][c]|: the scale of float summation-order differences in output (t, r).
+double sum_abs_products(const WeightMatrix& w, const std::vector<float>& x, std::int64_t t, std::int64_t r) {
+  std::vector<float> row(static_cast<std::size_t>(w.cols));
+  dequantize_matrix_row(w, r, row);
+  double sum = 1e-6;
+  for (std::int64_t c = 0; c < w.cols; ++c)
+    sum += std::fabs(static_cast<double>(row[static_cast<std::size_t>(c)]) *
+                     x[static_cast<std::size_t>(t * w.cols + c)]);
+  return sum;
+}
+
 // The bound of the file comment for output (t, r).
 double tolerance(const WeightMatrix& w, const std::vector<float>& x, std::int64_t t, std::int64_t r) {
   std::vector<float> row(static_cast<std::size_t>(w.cols));
@@ -227,13 +238,8 @@ TEST_P(MatmulVariantTest, AgreesWithThePortableKernelsToRounding) {
       for (std::size_t i = 0; i < fast.size(); ++i) {
         const auto t = static_cast<std::int64_t>(i) / w.rows;
         const auto r = static_cast<std::int64_t>(i) % w.rows;
-        std::vector<float> row(static_cast<std::size_t>(cols));
-        dequantize_matrix_row(w, r, row);
-        double scale = 1e-6;
-        for (std::int64_t c = 0; c < cols; ++c)
-          scale += std::fabs(static_cast<double>(row[static_cast<std::size_t>(c)]) *
-                             x[static_cast<std::size_t>(t * cols + c)]);
-        ASSERT_NEAR(fast[i], portable[i], 2e-5 * scale) << tensor_type_name(type) << " output " << i;
+        ASSERT_NEAR(fast[i], portable[i], 2e-5 * sum_abs_products(w, x, t, r))
+            << tensor_type_name(type) << " output " << i;
       }
     }
   }
@@ -249,7 +255,7 @@ TEST_P(MatmulVariantTest, ExtremeLevelsAndActivationsDoNotOverflowTheIntegerSums
   for (TensorType type :
        {TensorType::Q8_0, TensorType::Q4_0, TensorType::Q4_1, TensorType::Q5_0, TensorType::Q5_1}) {
     const TensorTypeInfo& info = tensor_type_info(type);
-    const std::int64_t rows = 5;
+    const std::int64_t rows = 8;
     const std::int64_t cols = 288;  // 9 blocks: 8 in the lanes of one vector, then one more
     const std::size_t row_bytes = *checked_byte_size(type, static_cast<std::uint64_t>(cols));
     const std::uint8_t level_byte = type == TensorType::Q8_0 ? 0x80 : 0xFF;
@@ -267,6 +273,13 @@ TEST_P(MatmulVariantTest, ExtremeLevelsAndActivationsDoNotOverflowTheIntegerSums
       const std::vector<float> x(static_cast<std::size_t>(n_tokens * cols), x_value);
       std::vector<float> y(static_cast<std::size_t>(n_tokens * rows));
       matmul_with(variant, m.view(), x, n_tokens, y, pool);
+      if (can_pack_q4_0_x8(m.view())) {  // the packed layout sums 8 steps of products in 16 bits
+        std::vector<std::uint8_t> packed_bytes(m.bytes.size());
+        std::vector<float> packed_y(y.size());
+        matmul_with(variant, pack_q4_0_x8(m.view(), packed_bytes), x, n_tokens, packed_y, pool);
+        for (std::size_t i = 0; i < y.size(); ++i)
+          ASSERT_NEAR(packed_y[i], exact, 1e-3 * std::fabs(exact)) << "packed, tokens " << n_tokens;
+      }
       for (std::size_t i = 0; i < y.size(); ++i)
         // The only error: the activation scale 1/127 rounded to f16 (relative 2^-11).
         ASSERT_NEAR(y[i], exact, 1e-3 * std::fabs(exact)) << tensor_type_name(type) << " tokens " << n_tokens;
@@ -330,6 +343,57 @@ TEST_P(MatmulVariantTest, AGroupEqualsSeparateProductsBitForBit) {
   const auto x = random_activations(cols, rng);
   const std::vector<MatmulOutput> mismatched{{matrices[1].view(), y1}, {narrow.view(), y2}};
   EXPECT_THROW(matmul_group_with(variant, mismatched, x, 1, pool), std::invalid_argument);
+}
+
+TEST_P(MatmulVariantTest, PackedQ4_0ReadsBackExactlyAndMultipliesLikeTheRowLayout) {
+  const KernelVariant variant = GetParam();
+  ComputePool pool(2);
+  std::mt19937 rng(31);
+  for (std::int64_t cols : awkward_cols(TensorType::Q4_0)) {
+    for (std::int64_t rows : {8, 16, 40}) {
+      const RandomMatrix m = random_blocks(TensorType::Q4_0, rows, cols, rng);
+      ASSERT_TRUE(can_pack_q4_0_x8(m.view()));
+      std::vector<std::uint8_t> packed_bytes(m.bytes.size());
+      const WeightMatrix packed = pack_q4_0_x8(m.view(), packed_bytes);
+      ASSERT_EQ(packed.layout, WeightLayout::Q4_0_X8);
+      std::vector<float> original(static_cast<std::size_t>(cols));
+      std::vector<float> unpacked(original.size());
+      for (std::int64_t r = 0; r < rows; ++r) {
+        dequantize_matrix_row(m.view(), r, original);
+        dequantize_matrix_row(packed, r, unpacked);
+        ASSERT_EQ(original, unpacked) << "row " << r << " of " << rows << "x" << cols;
+      }
+      for (std::int64_t n_tokens : {1, 2, 3, 4, 5, 8, 9, 17}) {
+        const auto x = random_activations(n_tokens * cols, rng);
+        std::vector<float> from_rows(static_cast<std::size_t>(n_tokens * rows));
+        std::vector<float> from_packed(from_rows.size());
+        matmul_with(variant, m.view(), x, n_tokens, from_rows, pool);
+        matmul_with(variant, packed, x, n_tokens, from_packed, pool);
+        for (std::size_t i = 0; i < from_rows.size(); ++i) {
+          const auto t = static_cast<std::int64_t>(i) / rows;
+          const auto r = static_cast<std::int64_t>(i) % rows;
+          // Same integer dot products; only the float summation order differs.
+          ASSERT_NEAR(from_packed[i], from_rows[i], 2e-5 * sum_abs_products(m.view(), x, t, r))
+              << rows << "x" << cols << " tokens " << n_tokens << " output " << i;
+        }
+      }
+    }
+  }
+}
+
+TEST(Matmul, Q4_0PackingAppliesOnlyToQ4_0MatricesOfWholeRowGroups) {
+  std::mt19937 rng(3);
+  const RandomMatrix seven_rows = random_blocks(TensorType::Q4_0, 7, 64, rng);
+  const RandomMatrix q8 = random_blocks(TensorType::Q8_0, 8, 64, rng);
+  const RandomMatrix ok = random_blocks(TensorType::Q4_0, 8, 64, rng);
+  EXPECT_FALSE(can_pack_q4_0_x8(seven_rows.view()));
+  EXPECT_FALSE(can_pack_q4_0_x8(q8.view()));
+  std::vector<std::uint8_t> out(ok.bytes.size());
+  EXPECT_THROW(pack_q4_0_x8(seven_rows.view(), out), std::invalid_argument);
+  std::vector<std::uint8_t> short_out(ok.bytes.size() - 1);
+  EXPECT_THROW(pack_q4_0_x8(ok.view(), short_out), std::invalid_argument);
+  const WeightMatrix packed = pack_q4_0_x8(ok.view(), out);
+  EXPECT_FALSE(can_pack_q4_0_x8(packed));  // already packed
 }
 
 TEST_P(MatmulVariantTest, ResultsDoNotDependOnTheThreadCount) {

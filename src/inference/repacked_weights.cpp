@@ -1,0 +1,52 @@
+#include "inference/repacked_weights.h"
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdint>
+
+namespace exo::inference {
+
+namespace {
+
+// Releases the pages wholly inside [data, data + size) (best effort: a refusal changes nothing but
+// memory use).
+void release_pages(const std::uint8_t* data, std::uint64_t size) noexcept {
+  const long page_size = ::sysconf(_SC_PAGESIZE);
+  if (page_size <= 0 || size == 0) return;
+  const auto page = static_cast<std::uintptr_t>(page_size);
+  const auto first = (reinterpret_cast<std::uintptr_t>(data) + page - 1) / page * page;
+  const auto end = (reinterpret_cast<std::uintptr_t>(data) + size) / page * page;
+  // NOLINTNEXTLINE(performance-no-int-to-ptr): madvise takes the page-aligned address.
+  if (end > first) static_cast<void>(::madvise(reinterpret_cast<void*>(first), end - first, MADV_DONTNEED));
+}
+
+}  // namespace
+
+WeightMatrix RepackedWeights::matrix(const WeightMatrix& w) {
+  // The Q4_0_X8 kernels pay off with AVX2; the portable path reads the row layout faster.
+  if (variant_ != KernelVariant::AVX2 || !can_pack_q4_0_x8(w)) return w;
+  const std::lock_guard lock(mutex_);
+  auto it = copies_.find(w.data);
+  if (it != copies_.end()) {
+    WeightMatrix packed = w;
+    packed.data = it->second.data();
+    packed.layout = WeightLayout::Q4_0_X8;
+    return packed;
+  }
+  const std::uint64_t size = static_cast<std::uint64_t>(w.rows) * w.row_bytes;
+  std::vector<std::uint8_t> bytes(size);
+  const WeightMatrix packed = pack_q4_0_x8(w, bytes);
+  copies_.emplace(w.data, std::move(bytes));  // moving keeps the buffer, so `packed` stays valid
+  release_pages(w.data, size);
+  return packed;
+}
+
+std::uint64_t RepackedWeights::bytes() const {
+  const std::lock_guard lock(mutex_);
+  std::uint64_t total = 0;
+  for (const auto& [source, copy] : copies_) total += copy.size();
+  return total;
+}
+
+}  // namespace exo::inference

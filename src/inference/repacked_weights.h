@@ -1,0 +1,42 @@
+// RepackedWeights: copies of a model's matrices in the layout the best kernels read fastest, shared
+// by every ModelWeights loaded from one file (today: Q4_0 matrices of whole 8-row groups become
+// Q4_0_X8 when the AVX2 kernels run; see matmul.h).
+//
+// Contract
+// - matrix(w) returns the repacked view of w, creating it on first use, or w itself when no faster
+//   layout exists for it. Repacked views of the same source are the same bytes, so layer ranges
+//   that overlap (an engine keeps several) share them.
+// - After copying, the source pages that lie wholly inside the matrix are released from this
+//   process (madvise(MADV_DONTNEED) on the read-only file mapping; a later read would fault them
+//   in again from the file), so resident memory stays about the size of the weights.
+// - Thread-safe (one mutex). Views stay valid for the object's life: it must outlive every
+//   ModelWeights loaded with it. A copy is kept until destruction, even when no layer range uses
+//   it any more (as the file's pages would stay mapped).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "inference/matmul.h"
+
+namespace exo::inference {
+
+class RepackedWeights {
+ public:
+  explicit RepackedWeights(KernelVariant variant = best_variant()) noexcept : variant_(variant) {}
+  RepackedWeights(const RepackedWeights&) = delete;
+  RepackedWeights& operator=(const RepackedWeights&) = delete;
+
+  WeightMatrix matrix(const WeightMatrix& w);
+  // Bytes held in repacked copies.
+  std::uint64_t bytes() const;
+
+ private:
+  KernelVariant variant_;
+  mutable std::mutex mutex_;
+  std::map<const std::uint8_t*, std::vector<std::uint8_t>> copies_;  // by source address
+};
+
+}  // namespace exo::inference
