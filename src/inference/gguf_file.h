@@ -47,6 +47,9 @@ class GgufFile {
   GgufFile& operator=(const GgufFile&) = delete;
 
   const std::string& name() const noexcept { return name_; }
+  // True for open(): the bytes are a read-only mapping of the file, whose pages the OS can drop and
+  // read again (false for the in-memory images of from_bytes / from_view).
+  bool is_file_mapping() const noexcept { return mapping_ != nullptr; }
   std::uint32_t version() const noexcept { return version_; }
   std::uint32_t alignment() const noexcept { return alignment_; }
   // Absolute file offset of the tensor data section.

@@ -51,7 +51,7 @@ class Loader {
                       "(supported: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q4_K, q5_K, q6_K)",
                       file_.name(), name, tensor.type_info->name));
     WeightMatrix view = WeightMatrix::of(tensor);
-    if (repack && repacked_ != nullptr) view = repacked_->matrix(view);
+    if (repack && repacked_ != nullptr) view = repacked_->matrix(view, file_.is_file_mapping());
     count(tensor, view.data);
     return view;
   }

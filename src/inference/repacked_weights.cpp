@@ -23,7 +23,7 @@ void release_pages(const std::uint8_t* data, std::uint64_t size) noexcept {
 
 }  // namespace
 
-WeightMatrix RepackedWeights::matrix(const WeightMatrix& w) {
+WeightMatrix RepackedWeights::matrix(const WeightMatrix& w, bool release_source) {
   // The Q4_0_X8 kernels pay off with AVX2; the portable path reads the row layout faster.
   if (variant_ != KernelVariant::AVX2 || !can_pack_q4_0_x8(w)) return w;
   const std::lock_guard lock(mutex_);
@@ -38,7 +38,7 @@ WeightMatrix RepackedWeights::matrix(const WeightMatrix& w) {
   std::vector<std::uint8_t> bytes(size);
   const WeightMatrix packed = pack_q4_0_x8(w, bytes);
   copies_.emplace(w.data, std::move(bytes));  // moving keeps the buffer, so `packed` stays valid
-  release_pages(w.data, size);
+  if (release_source) release_pages(w.data, size);
   return packed;
 }
 

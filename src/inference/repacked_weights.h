@@ -6,9 +6,10 @@
 // - matrix(w) returns the repacked view of w, creating it on first use, or w itself when no faster
 //   layout exists for it. Repacked views of the same source are the same bytes, so layer ranges
 //   that overlap (an engine keeps several) share them.
-// - After copying, the source pages that lie wholly inside the matrix are released from this
-//   process (madvise(MADV_DONTNEED) on the read-only file mapping; a later read would fault them
-//   in again from the file), so resident memory stays about the size of the weights.
+// - With `release_source` (only for a read-only file mapping: GgufFile::is_file_mapping), the
+//   source pages that lie wholly inside the matrix are released from this process after copying
+//   (madvise(MADV_DONTNEED); a later read faults them in again from the file), so resident memory
+//   stays about the size of the weights. Never for memory the process owns, which it would zero.
 // - Thread-safe (one mutex). Views stay valid for the object's life: it must outlive every
 //   ModelWeights loaded with it. A copy is kept until destruction, even when no layer range uses
 //   it any more (as the file's pages would stay mapped).
@@ -29,7 +30,7 @@ class RepackedWeights {
   RepackedWeights(const RepackedWeights&) = delete;
   RepackedWeights& operator=(const RepackedWeights&) = delete;
 
-  WeightMatrix matrix(const WeightMatrix& w);
+  WeightMatrix matrix(const WeightMatrix& w, bool release_source);
   // Bytes held in repacked copies.
   std::uint64_t bytes() const;
 

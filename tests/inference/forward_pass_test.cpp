@@ -4,6 +4,8 @@
 
 #include <cmath>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <random>
 #include <set>
@@ -341,6 +343,14 @@ TEST(ForwardPass, RepackedQ4_0ShardsShareOneCopyAndMatchTheFileLayout) {
   }
   EXPECT_EQ(state, whole);
   EXPECT_EQ(repacked.bytes(), copies);
+  // The file's released pages read again from the file; an in-memory image keeps its bytes.
+  EXPECT_EQ(run_whole(file, ids, ForwardPass::Logits::LAST), file_layout);
+  std::ifstream in(path, std::ios::binary);
+  std::vector<std::uint8_t> image((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const GgufFile in_memory = GgufFile::from_bytes(std::move(image));
+  RepackedWeights other;
+  static_cast<void>(ModelWeights::load(in_memory, config, 0, config.n_layer - 1, &other));
+  EXPECT_EQ(run_whole(in_memory, ids, ForwardPass::Logits::LAST), file_layout);
 }
 
 TEST(KvCache, BudgetAndContextOverflowAreClearErrorsAndRollBack) {
