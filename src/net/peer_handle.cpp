@@ -11,8 +11,8 @@
 #include <asio/post.hpp>
 #include <asio/use_awaitable.hpp>
 #include <chrono>
+#include <map>
 #include <mutex>
-#include <set>
 #include <system_error>
 
 #include "net/grpc_messages.h"
@@ -28,22 +28,29 @@ namespace exo::net {
 // last reference. Thread-safe.
 class CallTracker {
  public:
-  // False once closed: the call must not start.
-  bool begin(grpc::ClientContext* context) {
+  // False once closed: the call must not start. The tracker keeps the context alive until end(): the
+  // call's completion handler may run (and drop its own reference) on the executor before the gRPC
+  // callback reaches end(), and close() must never cancel a destroyed context.
+  bool begin(std::shared_ptr<grpc::ClientContext> context) {
     std::lock_guard lock(mutex_);
     if (closed_) return false;
-    contexts_.insert(context);
+    grpc::ClientContext* key = context.get();
+    contexts_.emplace(key, std::move(context));
     return true;
   }
   void end(grpc::ClientContext* context) {
+    std::shared_ptr<grpc::ClientContext> last;  // released after the lock
     std::lock_guard lock(mutex_);
-    contexts_.erase(context);
+    const auto it = contexts_.find(context);
+    if (it == contexts_.end()) return;
+    last = std::move(it->second);
+    contexts_.erase(it);
   }
   // Refuses new calls and cancels the running ones (their callbacks follow on gRPC threads).
   void close() {
     std::lock_guard lock(mutex_);
     closed_ = true;
-    for (auto* context : contexts_) context->TryCancel();
+    for (const auto& [raw, context] : contexts_) context->TryCancel();
   }
   bool idle() {
     std::lock_guard lock(mutex_);
@@ -52,8 +59,9 @@ class CallTracker {
 
  private:
   std::mutex mutex_;
-  bool closed_ = false;                      // guarded by mutex_
-  std::set<grpc::ClientContext*> contexts_;  // guarded by mutex_; the calls whose callback has not run
+  bool closed_ = false;  // guarded by mutex_
+  // Guarded by mutex_: the calls whose gRPC callback has not finished.
+  std::map<grpc::ClientContext*, std::shared_ptr<grpc::ClientContext>> contexts_;
 };
 
 struct PeerHandle::Stub {
@@ -166,7 +174,7 @@ struct UnaryInitiation {
     call->context.set_wait_for_ready(wait_for_ready);
     if (uncompressed) call->context.set_compression_algorithm(GRPC_COMPRESS_NONE);
     auto tracker = stub->calls;
-    if (!tracker->begin(&call->context)) {
+    if (!tracker->begin(std::shared_ptr<grpc::ClientContext>(call, &call->context))) {
       // The handle is being cleaned up: the call fails at once without reaching gRPC.
       auto executor = asio::get_associated_executor(handler);
       asio::post(executor, [handler = std::forward<Handler>(handler)]() mutable {
