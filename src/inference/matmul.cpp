@@ -297,9 +297,11 @@ kernels::Activations prepare_activations(kernels::ActivationFormat format, std::
         },
         token_grain);
     act.q8 = out;
-    gather_block_scales(out, nb * n_tokens, scratch);
-    act.d_of_blocks = scratch.d_of_blocks.data();
-    act.sum_of_blocks = scratch.sum_of_blocks.data();
+    if (n_tokens == 1) {  // only the matrix-vector kernels read them
+      gather_block_scales(out, nb, scratch);
+      act.d_of_blocks = scratch.d_of_blocks.data();
+      act.sum_of_blocks = scratch.sum_of_blocks.data();
+    }
     if (n_tokens >= 8) {
       group_by_8_tokens(out, nb, n_tokens, scratch);
       act.d_by_8 = scratch.d_by_8.data();

@@ -6,7 +6,7 @@
 //   * F32: the caller's float rows as they are (F32 / F16 / BF16 weights);
 //   * Q8: per token, cols / 32 blocks ActQ8: d is the block scale rounded through f16 (as ggml's
 //     Q8_0 stores it), qs = round(x / (amax / 127)), sum = the sum of qs (for the offset formats);
-//     The blocks' scales and sums are also given contiguously per token (d_of_blocks /
+//     For a single token, the blocks' scales and sums are also given contiguously (d_of_blocks /
 //     sum_of_blocks), so kernels can load those of 8 consecutive blocks with one instruction.
 //     For batches of 8 tokens or more, the Q8 blocks' scales and sums are also given grouped by 8
 //     tokens (d_by_8 / sum_by_8): entry ((g * nb + b) * 8 + j) belongs to token 8g + j, block b,
@@ -50,7 +50,7 @@ struct Activations {
   std::int64_t n_tokens = 0;
   const float* f32 = nullptr;                   // [n_tokens][cols]
   const ActQ8* q8 = nullptr;                    // [n_tokens][cols / 32]
-  const float* d_of_blocks = nullptr;           // [n_tokens][cols / 32], Q8: the blocks' scales
+  const float* d_of_blocks = nullptr;           // [cols / 32], Q8 and n_tokens == 1: the blocks' scales
   const std::int32_t* sum_of_blocks = nullptr;  // same layout, the blocks' sums
   const float* d_by_8 = nullptr;                // [n_tokens / 8][cols / 32][8], Q8 and n_tokens >= 8
   const std::int32_t* sum_by_8 = nullptr;       // same layout, the blocks' sums
