@@ -6,8 +6,11 @@
 
 #include <fmt/format.h>
 #include <asio/co_spawn.hpp>
+#include <asio/steady_timer.hpp>
+#include <asio/this_coro.hpp>
 #include <asio/thread_pool.hpp>
 #include <asio/use_awaitable.hpp>
+#include <chrono>
 #include <random>
 
 #include "api/openai.h"
@@ -101,7 +104,15 @@ asio::awaitable<void> ApiServer::do_initialize() {
   bound_port_ = static_cast<unsigned short>(port);
   server_ = std::move(server);
   listener_ = std::thread([server = server_.get()] { server->listen_after_bind(); });
-  co_return;
+  // httplib's stop() does nothing until the listener thread has started serving, so a cleanup right
+  // after initialization (`exo run` answers one prompt and stops) would leave that thread blocked
+  // in accept() and the join hanging. READY therefore means serving.
+  asio::steady_timer poll(co_await asio::this_coro::executor);
+  for (int waited_ms = 0; !server_->is_running(); ++waited_ms) {
+    if (waited_ms >= 10000) throw std::runtime_error("the HTTP server did not start serving within 10 s");
+    poll.expires_after(std::chrono::milliseconds(1));
+    co_await poll.async_wait(asio::use_awaitable);
+  }
 }
 
 asio::awaitable<void> ApiServer::do_cleanup() {
