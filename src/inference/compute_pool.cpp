@@ -60,10 +60,10 @@ void ComputePool::parallel_for(std::int64_t n, const RangeFunction& fn, std::int
     fn(0, n);
     return;
   }
-  // Several chunks per thread so uneven ranges balance, but never below the grain.
   job_ = &fn;
   job_size_ = n;
-  job_chunk_ = std::max(grain, (n + parts * 4 - 1) / (parts * 4));
+  job_grain_ = grain;
+  job_split_ = 2 * parts;
   next_begin_.store(0, std::memory_order_relaxed);
   failed_.store(false, std::memory_order_relaxed);
   busy_workers_.store(static_cast<unsigned>(workers_.size()), std::memory_order_relaxed);
@@ -94,11 +94,13 @@ void ComputePool::parallel_for(std::int64_t n, const RangeFunction& fn, std::int
 
 void ComputePool::run_chunks() noexcept {
   const RangeFunction& fn = *job_;
+  std::int64_t begin = next_begin_.load(std::memory_order_relaxed);
   for (;;) {
-    if (failed_.load(std::memory_order_relaxed)) return;
-    const std::int64_t begin = next_begin_.fetch_add(job_chunk_, std::memory_order_relaxed);
-    if (begin >= job_size_) return;
-    const std::int64_t end = std::min(job_size_, begin + job_chunk_);
+    if (failed_.load(std::memory_order_relaxed) || begin >= job_size_) return;
+    // Guided: large chunks first, then smaller ones, so the last to finish is a small one.
+    const std::int64_t chunk = std::max(job_grain_, (job_size_ - begin) / job_split_);
+    const std::int64_t end = std::min(job_size_, begin + chunk);
+    if (!next_begin_.compare_exchange_weak(begin, end, std::memory_order_relaxed)) continue;
     try {
       fn(begin, end);
     } catch (...) {
@@ -106,6 +108,7 @@ void ComputePool::run_chunks() noexcept {
       if (!first_error_) first_error_ = std::current_exception();
       failed_.store(true, std::memory_order_relaxed);
     }
+    begin = next_begin_.load(std::memory_order_relaxed);
   }
 }
 

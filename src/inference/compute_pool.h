@@ -5,8 +5,10 @@
 //   per call. `threads` counts the calling thread, which always takes part in the work, so a pool of
 //   1 runs everything inline.
 // - parallel_for(n, fn, grain) calls fn(begin, end) on disjoint ranges that together cover [0, n)
-//   exactly once and returns when all of them have finished. Ranges are handed out in chunks of at
-//   least `grain` (except the last), through an atomic counter, so uneven work balances. An exception
+//   exactly once and returns when all of them have finished. Ranges are handed out through an atomic
+//   counter in chunks that shrink as the work runs out (guided self-scheduling: a chunk is the
+//   remaining count / (2 x threads), at least `grain`, except the last), so uneven work balances and
+//   the threads finish within about one small chunk of each other. An exception
 //   thrown by fn is rethrown in the caller (the first one; the others are dropped) after every range
 //   has finished or been skipped (once a range fails, the ranges not yet started are skipped).
 // - One parallel_for at a time: callers serialise (the engine owns one pool per loaded model and runs
@@ -62,7 +64,8 @@ class ComputePool {
   // The job in progress: written before generation_ is bumped, read-only while it runs.
   const RangeFunction* job_ = nullptr;
   std::int64_t job_size_ = 0;
-  std::int64_t job_chunk_ = 1;
+  std::int64_t job_grain_ = 1;
+  std::int64_t job_split_ = 1;
   std::atomic<std::int64_t> next_begin_{0};
   std::atomic<bool> failed_{false};
   std::exception_ptr first_error_;  // guarded by mutex_

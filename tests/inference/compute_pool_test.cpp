@@ -2,9 +2,12 @@
 // and the inline pool of one thread.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
+#include <mutex>
 #include <stdexcept>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include "inference/compute_pool.h"
@@ -34,6 +37,34 @@ TEST(ComputePool, CoversEveryIndexExactlyOnce) {
     for (std::int64_t n : {1, 2, 7, 64, 1000, 4099}) {
       for (std::int64_t grain : {1, 3, 16, 5000}) expect_each_index_once(pool, n, grain);
     }
+  }
+}
+
+TEST(ComputePool, ChunksShrinkTowardTheEndSoThreadsFinishTogether) {
+  // Guided self-scheduling: whatever thread takes a chunk, chunk sizes in index order never grow,
+  // the first is a share of the whole (not the whole), and the last ones are down to the grain.
+  ComputePool pool(2);
+  for (std::int64_t grain : {1, 4}) {
+    const std::int64_t n = 4000;
+    std::mutex mutex;
+    std::vector<std::pair<std::int64_t, std::int64_t>> chunks;
+    pool.parallel_for(
+        n,
+        [&](std::int64_t begin, std::int64_t end) {
+          const std::lock_guard lock(mutex);
+          chunks.emplace_back(begin, end);
+        },
+        grain);
+    std::sort(chunks.begin(), chunks.end());
+    ASSERT_GE(chunks.size(), 3U);
+    EXPECT_EQ(chunks.front().first, 0);
+    EXPECT_EQ(chunks.back().second, n);
+    EXPECT_EQ(chunks.front().second, n / 4) << "first chunk: remaining / (2 x threads)";
+    for (std::size_t i = 1; i < chunks.size(); ++i) {
+      EXPECT_EQ(chunks[i].first, chunks[i - 1].second);
+      EXPECT_LE(chunks[i].second - chunks[i].first, chunks[i - 1].second - chunks[i - 1].first) << i;
+    }
+    EXPECT_LE(chunks.back().second - chunks.back().first, grain);
   }
 }
 
