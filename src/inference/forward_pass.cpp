@@ -17,10 +17,6 @@ std::int64_t grain_for(std::int64_t cost_per_item) {
   return std::max<std::int64_t>(1, (std::int64_t{1} << 16) / std::max<std::int64_t>(1, cost_per_item));
 }
 
-float silu(float v) {
-  return v / (1.0F + std::exp(-v));
-}
-
 }  // namespace
 
 ForwardPass::ForwardPass(const ModelConfig& config, const ModelWeights& weights, ComputePool& pool)
@@ -184,10 +180,7 @@ void ForwardPass::layer(std::int64_t index, std::int64_t n, std::int64_t first_p
   pool_->parallel_for(
       static_cast<std::int64_t>(gate_.size()),
       [this](std::int64_t begin, std::int64_t end) {
-        for (std::int64_t i = begin; i < end; ++i) {
-          const auto k = static_cast<std::size_t>(i);
-          gate_[k] = silu(gate_[k]) * up_[k];
-        }
+        silu_mul_f32(gate_.data() + begin, up_.data() + begin, end - begin);
       },
       std::int64_t{1} << 14);
   matmul(w.ffn_down, gate_, n, proj_, *pool_);

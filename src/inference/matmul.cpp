@@ -407,6 +407,10 @@ void add_scaled_f32(float* out, const float* v, float weight, std::int64_t n) no
   best_vector_ops().add_scaled(out, v, weight, n);
 }
 
+void silu_mul_f32(float* gate, const float* up, std::int64_t n) noexcept {
+  best_vector_ops().silu_mul(gate, up, n);
+}
+
 float dot_f32_with(KernelVariant variant, const float* a, const float* b, std::int64_t n) noexcept {
   return vector_ops(variant).dot(a, b, n);
 }
@@ -414,6 +418,10 @@ float dot_f32_with(KernelVariant variant, const float* a, const float* b, std::i
 void add_scaled_f32_with(KernelVariant variant, float* out, const float* v, float weight,
                          std::int64_t n) noexcept {
   vector_ops(variant).add_scaled(out, v, weight, n);
+}
+
+void silu_mul_f32_with(KernelVariant variant, float* gate, const float* up, std::int64_t n) noexcept {
+  vector_ops(variant).silu_mul(gate, up, n);
 }
 
 void matmul(const WeightMatrix& w, std::span<const float> x, std::int64_t n_tokens, std::span<float> y,

@@ -78,14 +78,17 @@ void matmul(const WeightMatrix& w, std::span<const float> x, std::int64_t n_toke
 void matmul_with(KernelVariant variant, const WeightMatrix& w, std::span<const float> x,
                  std::int64_t n_tokens, std::span<float> y, ComputePool& pool);
 
-// Float vector helpers for attention, on the calling thread, with the best variant's instructions:
-// the dot product of a and b, and out[i] += weight * v[i] for i < n. Summation order (and so the
-// last bits) depends on the variant, as for matmul.
+// Float vector helpers, on the calling thread, with the best variant's instructions: the dot product
+// of a and b; out[i] += weight * v[i]; gate[i] = silu(gate[i]) * up[i] = gate[i] / (1 + e^-gate[i]) *
+// up[i], for i < n. Summation order and the exponential's last bit (libm's or a 2-ulp polynomial)
+// depend on the variant, so the last bits do too, as for matmul.
 float dot_f32(const float* a, const float* b, std::int64_t n) noexcept;
 void add_scaled_f32(float* out, const float* v, float weight, std::int64_t n) noexcept;
+void silu_mul_f32(float* gate, const float* up, std::int64_t n) noexcept;
 float dot_f32_with(KernelVariant variant, const float* a, const float* b, std::int64_t n) noexcept;
 void add_scaled_f32_with(KernelVariant variant, float* out, const float* v, float weight,
                          std::int64_t n) noexcept;
+void silu_mul_f32_with(KernelVariant variant, float* gate, const float* up, std::int64_t n) noexcept;
 
 // Several products of one input, e.g. a layer's Q, K and V projections: y_i = W_i x for every
 // output. The input is quantized once per activation format the matrices need and all their rows

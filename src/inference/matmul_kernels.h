@@ -81,10 +81,12 @@ void unpack_q4_0_x8_row(const WeightMatrix& w, std::int64_t r, std::uint8_t* out
 RowKernel portable_q4_0_x8_kernel() noexcept;
 RowKernel avx2_q4_0_x8_kernel() noexcept;
 
-// Float vector helpers (attention) of each variant: dot(a, b, n) and out[i] += weight * v[i].
+// Float vector helpers of each variant: dot(a, b, n), out[i] += weight * v[i] (attention) and
+// gate[i] = silu(gate[i]) * up[i] (the SwiGLU feed-forward).
 struct VectorOps {
   float (*dot)(const float* a, const float* b, std::int64_t n) noexcept;
   void (*add_scaled)(float* out, const float* v, float weight, std::int64_t n) noexcept;
+  void (*silu_mul)(float* gate, const float* up, std::int64_t n) noexcept;
 };
 VectorOps portable_vector_ops() noexcept;
 VectorOps avx2_vector_ops() noexcept;

@@ -1,6 +1,7 @@
 // Portable kernels (plain C++): each weight row is decoded once into integer levels plus scales, then
 // dotted with every token's quantized activation using integer sums. Same arithmetic as the SIMD
 // kernels, so they double as a second oracle for them.
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -264,10 +265,14 @@ void add_scaled_portable(float* out, const float* v, float weight, std::int64_t 
   for (std::int64_t i = 0; i < n; ++i) out[i] += weight * v[i];
 }
 
+void silu_mul_portable(float* gate, const float* up, std::int64_t n) noexcept {
+  for (std::int64_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0F + std::exp(-gate[i])) * up[i];
+}
+
 }  // namespace
 
 VectorOps portable_vector_ops() noexcept {
-  return {dot_portable, add_scaled_portable};
+  return {dot_portable, add_scaled_portable, silu_mul_portable};
 }
 
 void unpack_q4_0_x8_row(const WeightMatrix& w, std::int64_t r, std::uint8_t* out) noexcept {

@@ -312,6 +312,32 @@ TEST_P(MatmulVariantTest, VectorHelpersMatchDoublePrecisionOnAwkwardLengths) {
   }
 }
 
+TEST_P(MatmulVariantTest, SiluMulMatchesDoublePrecisionIncludingExtremes) {
+  const KernelVariant variant = GetParam();
+  std::mt19937 rng(13);
+  std::normal_distribution<float> normal(0.0f, 4.0f);
+  // Both ends of the exponential's clamped range and beyond, zero, and a tail shorter than a vector.
+  const std::vector<float> extremes{-200.0f, -88.0f, -87.0f, -20.0f, -1e-20f, 0.0f,   1e-20f,
+                                    0.5f,    20.0f,  87.0f,  88.0f,  89.0f,   200.0f, -0.75f};
+  for (std::int64_t n : {0, 1, 7, 8, 9, 14, 17, 64, 131}) {
+    std::vector<float> gate(static_cast<std::size_t>(n));
+    std::vector<float> up(static_cast<std::size_t>(n));
+    for (std::int64_t i = 0; i < n; ++i) {
+      const auto at = static_cast<std::size_t>(i);
+      gate[at] = n == 14 ? extremes[at] : normal(rng);
+      up[at] = normal(rng);
+    }
+    std::vector<float> out = gate;
+    silu_mul_f32_with(variant, out.data(), up.data(), n);
+    for (std::size_t i = 0; i < gate.size(); ++i) {
+      const double g = gate[i];
+      const double expected = g / (1.0 + std::exp(-g)) * up[i];
+      // A few ulp of the result, or a value far below any float that matters (silu(-200) ~ 3e-85).
+      EXPECT_NEAR(out[i], expected, 1e-6 * std::fabs(expected) + 1e-30) << "n " << n << " gate " << g;
+    }
+  }
+}
+
 TEST_P(MatmulVariantTest, AGroupEqualsSeparateProductsBitForBit) {
   // Mixed activation formats (Q8, Q8K, F32) and row counts that are not multiples of the row tile.
   const KernelVariant variant = GetParam();
