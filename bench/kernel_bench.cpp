@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "inference/compute_pool.h"
+#include "inference/huge_page_buffer.h"
 #include "inference/matmul.h"
 #include "inference/memory_bandwidth.h"
 #include "inference/quants.h"
@@ -142,9 +143,9 @@ void BM_MatvecFromDram(benchmark::State& state) {
   const Matrix& one = matrix_at(state.range(0), 5632, 2048);
   const std::size_t size = one.bytes.size();
   const std::size_t copies = ((std::size_t{384} << 20) + size - 1) / size;
-  std::vector<std::uint8_t> all(size * copies);
+  exo::inference::HugePageBuffer all(size * copies);  // pages as the engine's weights get them
   for (std::size_t i = 0; i < copies; ++i)
-    std::copy(one.bytes.begin(), one.bytes.end(), all.begin() + i * size);
+    std::copy(one.bytes.begin(), one.bytes.end(), all.data() + i * size);
   const auto x = activations(one.view.cols);
   std::vector<float> y(static_cast<std::size_t>(one.view.rows));
   const double bw = bandwidth();

@@ -46,6 +46,9 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
   if (address == MAP_FAILED) throw_errno(errno, "cannot map '" + path + "'");
   data_ = static_cast<const std::uint8_t*>(address);
   size_ = length;
+  // Pages read in from now on may come as 2 MiB folios mapped by one huge-page entry (fewer TLB
+  // misses while kernels stream the weights). Advice only: a refusal changes nothing else.
+  static_cast<void>(::madvise(address, length, MADV_HUGEPAGE));
 }
 
 MappedFile::~MappedFile() {

@@ -5,7 +5,8 @@
 // Reading bytes() from several threads at once is safe. An empty file gives an empty span and no
 // mapping. Construction failures throw std::system_error naming the path. If another process
 // truncates the file while it is mapped, reads past the new end fault (a property of memory
-// mappings); model files are expected not to change while in use.
+// mappings); model files are expected not to change while in use. The mapping is advised for
+// transparent huge pages (best effort; see HugePageBuffer for why).
 #pragma once
 
 #include <cstddef>

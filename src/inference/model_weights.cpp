@@ -1,7 +1,6 @@
 #include "inference/model_weights.h"
 
 #include <fmt/format.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "inference/gguf_file.h"
@@ -27,15 +26,18 @@ class Loader {
     return *tensor;
   }
 
-  // Counts the tensor's bytes once; its span is where they are read from (`data`: the mapping, or a
-  // repacked copy).
+  // Counts a matrix's bytes once; its span is where they are read from at run time (`data`: the
+  // mapping, or a repacked copy).
   void count(const GgufTensor& tensor, const std::uint8_t* data) {
     for (const auto& [at, size] : spans_)
       if (at == data) return;
     spans_.emplace_back(data, tensor.byte_size);
     bytes_ += tensor.byte_size;
   }
-  void count(const GgufTensor& tensor) { count(tensor, tensor.data.data()); }
+  // Counts a vector's bytes; it gets no span: it is read once, into floats, while loading. (Touching
+  // it again would map the 2 MiB around it back in, which for a mapping advised for huge pages are
+  // the neighbouring matrices' released pages.)
+  void count_copied(const GgufTensor& tensor) { bytes_ += tensor.byte_size; }
 
   // A [cols, rows] matrix of a supported type; `repack`: in the kernels' fastest layout when there is
   // a RepackedWeights (matrices that only serve row lookups, like the embedding table, are not).
@@ -66,7 +68,7 @@ class Loader {
     if (type != TensorType::F32 && type != TensorType::F16 && type != TensorType::BF16)
       throw ModelError(fmt::format("{}: tensor '{}' has type {}; vectors must be f32, f16 or bf16",
                                    file_.name(), name, tensor.type_info->name));
-    count(tensor);
+    count_copied(tensor);
     return dequantize_tensor(tensor);
   }
 
@@ -143,21 +145,6 @@ ModelWeights ModelWeights::load(const GgufFile& file, const ModelConfig& config,
   }
   for (const auto& [data, size] : spans) w.spans_.push_back({data, size});
   return w;
-}
-
-bool ModelWeights::advise_will_need() const noexcept {
-  const long page_size = ::sysconf(_SC_PAGESIZE);
-  if (page_size <= 0) return false;
-  const auto page = static_cast<std::uintptr_t>(page_size);
-  bool ok = true;
-  for (const Span& span : spans_) {
-    if (span.size == 0) continue;
-    const auto begin = reinterpret_cast<std::uintptr_t>(span.data) / page * page;
-    const auto end = reinterpret_cast<std::uintptr_t>(span.data) + span.size;
-    // NOLINTNEXTLINE(performance-no-int-to-ptr): madvise takes the page-aligned address.
-    if (::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_WILLNEED) != 0) ok = false;
-  }
-  return ok;
 }
 
 std::uint64_t ModelWeights::fault_in() const noexcept {

@@ -8,7 +8,7 @@
 //   engine cannot multiply throws ModelError naming the tensor (and its type).
 // - Matrices are WeightMatrix views into the GgufFile's mapping, or into a RepackedWeights' copies
 //   when load() is given one: both must outlive the ModelWeights. Only the shard's tensors are ever read, so
-//   only their pages are touched; advise_will_need() asks the kernel to read them ahead. Norm weights, biases
+//   only their pages are touched; fault_in() reads them in ahead of the first request. Norm weights, biases
 //   and rope factors are small and copied to float vectors.
 // - Immutable after load(); safe to read from many threads.
 #pragma once
@@ -65,10 +65,12 @@ class ModelWeights {
 
   // Bytes of the file the shard uses (each tensor counted once).
   std::uint64_t weight_bytes() const noexcept { return weight_bytes_; }
-  // madvise(MADV_WILLNEED) over the shard's tensor ranges; returns false when the OS refused.
-  bool advise_will_need() const noexcept;
-  // Reads one byte of every page of the shard's tensors, so that all are resident; returns the bytes
-  // covered. What a first request would otherwise fault in.
+  // Reads one byte of every page of the shard's matrices (where the kernels read them: the file or a
+  // repacked copy; vectors were copied to floats at load), in load order, so that all are resident;
+  // returns the bytes covered. What a first request would otherwise fault in. Faults (rather than
+  // madvise(MADV_WILLNEED)) let the kernel read a mapping advised for huge pages in 2 MiB folios,
+  // which are then mapped as huge pages (MappedFile); measured on TinyLlama Q8_0 from a cold cache:
+  // 984 of 1,115 MiB in huge pages and 0.8-1.1 s, against 330 MiB and 1.3-1.5 s after WILLNEED.
   std::uint64_t fault_in() const noexcept;
 
  private:

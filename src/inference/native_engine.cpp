@@ -179,7 +179,7 @@ asio::awaitable<void> NativeEngine::do_initialize() {
     l->tokenizer.emplace(Tokenizer::from_gguf(l->file));
     l->pool = std::make_unique<ComputePool>(options.threads);
     auto runtime = build_runtime(l->file, c, *l->pool, l->repacked, shard);
-    if (options.read_ahead) runtime->weights->advise_will_need();
+    if (options.read_ahead) runtime->weights->fault_in();
     l->loaded_weight_bytes = runtime->weights->weight_bytes();
     l->runtimes[{shard.start_layer, shard.end_layer}] = std::move(runtime);
     l->budget = std::make_shared<KvBudget>(options.kv_budget_bytes);

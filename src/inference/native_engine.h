@@ -8,7 +8,8 @@
 //   check_health() reports the loaded shard, weight bytes and KV memory (unhealthy when nothing is
 //   loaded or the KV budget is overrun). cleanup() waits for the compute thread to drain, then frees
 //   every KV cache and unmaps the file.
-// - The options' shard (default: the whole model) is built and read ahead at initialize(). Another
+// - The options' shard (default: the whole model) is built and read into memory at initialize() (unless
+//   read_ahead is off). Another
 //   layer range of the same model is built on first use (the file is mapped once; only the tensors
 //   of the ranges in use are touched); at most 4 ranges are kept, least recently used dropped.
 // - infer_tensor(request, shard, input): `shard` must be a well-formed range of this model
@@ -51,7 +52,7 @@ struct NativeEngineOptions {
   unsigned threads = 0;                  // compute threads; 0: one per hardware thread
   std::uint64_t kv_budget_bytes = std::uint64_t{2} << 30;
   std::int64_t max_context = 0;  // positions per request; 0: the model's context length
-  bool read_ahead = true;        // ask the OS to read the loaded shard's weights ahead at initialize()
+  bool read_ahead = true;        // read the loaded shard's weights into memory at initialize()
   std::string note;              // appended to the model description shown to users
 };
 

@@ -35,8 +35,8 @@ WeightMatrix RepackedWeights::matrix(const WeightMatrix& w, bool release_source)
     return packed;
   }
   const std::uint64_t size = static_cast<std::uint64_t>(w.rows) * w.row_bytes;
-  std::vector<std::uint8_t> bytes(size);
-  const WeightMatrix packed = pack_q4_0_x8(w, bytes);
+  HugePageBuffer bytes(size);
+  const WeightMatrix packed = pack_q4_0_x8(w, bytes.bytes());
   copies_.emplace(w.data, std::move(bytes));  // moving keeps the buffer, so `packed` stays valid
   if (release_source) release_pages(w.data, size);
   return packed;

@@ -10,6 +10,8 @@
 //   source pages that lie wholly inside the matrix are released from this process after copying
 //   (madvise(MADV_DONTNEED); a later read faults them in again from the file), so resident memory
 //   stays about the size of the weights. Never for memory the process owns, which it would zero.
+// - Copies live in HugePageBuffers (2 MiB pages where the kernel grants them: fewer TLB misses while
+//   the kernels stream them).
 // - Thread-safe (one mutex). Views stay valid for the object's life: it must outlive every
 //   ModelWeights loaded with it. A copy is kept until destruction, even when no layer range uses
 //   it any more (as the file's pages would stay mapped).
@@ -18,8 +20,8 @@
 #include <cstdint>
 #include <map>
 #include <mutex>
-#include <vector>
 
+#include "inference/huge_page_buffer.h"
 #include "inference/matmul.h"
 
 namespace exo::inference {
@@ -37,7 +39,7 @@ class RepackedWeights {
  private:
   KernelVariant variant_;
   mutable std::mutex mutex_;
-  std::map<const std::uint8_t*, std::vector<std::uint8_t>> copies_;  // by source address
+  std::map<const std::uint8_t*, HugePageBuffer> copies_;  // by source address
 };
 
 }  // namespace exo::inference

@@ -18,10 +18,11 @@ check "gguf-gen says what it wrote" contains "$work/gen.out" "4 layers, n_embd 2
 rc=$?
 cat "$work/whole.out"
 check "bench on the whole model exits 0" test "$rc" -eq 0
-check "bench reports the whole model's load" contains "$work/whole.out" "^load: layers 0-3 of 4 \(whole model\): [0-9.]+ ms .*page-in [0-9.]+ ms of 3\.[0-9] MiB\); RSS [0-9.]+ MiB, peak [0-9.]+ MiB$"
+check "bench reports the whole model's load" contains "$work/whole.out" "^load: layers 0-3 of 4 \(whole model\): [0-9.]+ ms .*page-in [0-9.]+ ms of 3\.[0-9] MiB\); RSS [0-9.]+ MiB \([0-9.]+ MiB in 2 MiB pages\), peak [0-9.]+ MiB$"
 check "bench reports peak memory with the KV caches" contains "$work/whole.out" "^memory: peak RSS [0-9.]+ MiB with the tests' KV caches"
 check "bench reports pp8" contains "$work/whole.out" "^\| pp8 \| [0-9.]+ ± [0-9.]+ \|"
-check "bench reports tg4 against the bandwidth limit" contains "$work/whole.out" "^\| tg4 \| [0-9.]+ ± [0-9.]+ \| [0-9.]+% of the bandwidth limit"
+check "bench reports tg4 against the bandwidth limit" contains "$work/whole.out" "^\| tg4 \| [0-9.]+ ± [0-9.]+ \| [0-9.]+ ± [0-9.]+% of the bandwidth limit measured after each run"
+check "bench probes the bandwidth twice after the one tg run" contains "$work/whole.out" "^memory read bandwidth: [0-9.]+ GB/s \(best of 2 passes over 16 MiB"
 
 "$EXO" bench -m "$work/demo.gguf" --layers 1-2 >"$work/shard.out" 2>&1
 rc=$?
