@@ -9,7 +9,7 @@
 // - BM_Matmul/<type>/<rows>/<cols>/128: a 128-token batch (prompt processing). Counter: tokens/s for
 //   this one matrix and effective GMAC/s.
 // - BM_Reference*: the scalar oracle on the same shapes, for the speedup of the fast path.
-// - Type indices are those of `types` below, then one more for Q4_0 in the Q4_0_X8 layout.
+// - Type indices are those of `types` below, then Q4_0 and Q4_K in their 8-row layouts.
 // Threads: EXO_BENCH_THREADS (default 2).
 #include <benchmark/benchmark.h>
 
@@ -81,29 +81,32 @@ const Matrix& matrix(TensorType type, std::int64_t rows, std::int64_t cols) {
   return cache.back().second;
 }
 
-// Benchmark type indices: those of `types`, then Q4_0 in the Q4_0_X8 layout (pack_q4_0_x8).
+// Benchmark type indices: those of `types`, then Q4_0 and Q4_K in their 8-row layouts (pack_x8).
 constexpr std::int64_t q4_0_x8_index = static_cast<std::int64_t>(std::size(types));
+constexpr std::int64_t q4_k_x8_index = q4_0_x8_index + 1;
 
 TensorType type_at(std::int64_t index) {
-  return index == q4_0_x8_index ? TensorType::Q4_0 : types[index];
+  if (index == q4_0_x8_index) return TensorType::Q4_0;
+  return index == q4_k_x8_index ? TensorType::Q4_K : types[index];
 }
 
 std::string label_at(std::int64_t index) {
-  return index == q4_0_x8_index ? "q4_0 x8" : std::string(exo::inference::tensor_type_name(types[index]));
+  const std::string name(exo::inference::tensor_type_name(type_at(index)));
+  return index >= q4_0_x8_index ? name + " x8" : name;
 }
 
-// The matrix of a benchmark type index (packed once and cached for the Q4_0_X8 index).
+// The matrix of a benchmark type index (packed once and cached for the X8 indices).
 const Matrix& matrix_at(std::int64_t index, std::int64_t rows, std::int64_t cols) {
   const Matrix& rows_layout = matrix(type_at(index), rows, cols);
-  if (index != q4_0_x8_index) return rows_layout;
-  static std::vector<Matrix> packed;  // the same random Q4_0 matrix per shape, so keyed by shape
+  if (index < q4_0_x8_index) return rows_layout;
+  static std::vector<Matrix> packed;  // the same random matrix per type and shape, so keyed by both
   for (Matrix& m : packed) {
-    if (m.view.rows == rows && m.view.cols == cols) return m;
+    if (m.view.type == rows_layout.view.type && m.view.rows == rows && m.view.cols == cols) return m;
   }
   packed.emplace_back();
   Matrix& stored = packed.back();
   stored.bytes.resize(rows_layout.bytes.size());
-  stored.view = exo::inference::pack_q4_0_x8(rows_layout.view, stored.bytes);
+  stored.view = exo::inference::pack_x8(rows_layout.view, stored.bytes);
   return stored;
 }
 
@@ -208,7 +211,7 @@ void BM_Reference(benchmark::State& state) {
 
 void shapes(benchmark::internal::Benchmark* b, bool batch) {
   const std::int64_t shape[][2] = {{2048, 2048}, {5632, 2048}, {2048, 5632}};
-  for (std::int64_t t = 0; t <= q4_0_x8_index; ++t) {
+  for (std::int64_t t = 0; t <= q4_k_x8_index; ++t) {
     for (const auto& s : shape) {
       if (batch) {
         b->Args({t, s[0], s[1], 128});
@@ -226,7 +229,7 @@ void shapes(benchmark::internal::Benchmark* b, bool batch) {
 BENCHMARK(BM_Matvec)->Apply([](benchmark::internal::Benchmark* b) { shapes(b, false); });
 // Q8_0, Q4_0, F16, Q4_K, Q6_K: best of 5 runs (the machine is shared; the minimum is the signal).
 BENCHMARK(BM_MatvecFromDram)
-    ->ArgsProduct({{3, 4, 1, 8, 10, q4_0_x8_index}})
+    ->ArgsProduct({{3, 4, 1, 8, 10, q4_0_x8_index, q4_k_x8_index}})
     ->ArgNames({"type"})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()

@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "inference/half_float.h"
 #include "inference/matmul_kernels.h"
+#include "inference/quant_blocks.h"
 #include "inference/quants.h"
 
 namespace exo::inference {
@@ -131,9 +133,9 @@ bool cpu_has_avx2() noexcept {
 }
 
 kernels::RowKernel kernel_for(KernelVariant variant, const WeightMatrix& w) {
-  if (w.layout == WeightLayout::Q4_0_X8)
-    return variant == KernelVariant::AVX2 ? kernels::avx2_q4_0_x8_kernel()
-                                          : kernels::portable_q4_0_x8_kernel();
+  if (w.layout != WeightLayout::ROWS)
+    return variant == KernelVariant::AVX2 ? kernels::avx2_x8_kernel(w.layout)
+                                          : kernels::portable_x8_kernel(w.layout);
   const TensorType type = w.type;
   kernels::RowKernel kernel = nullptr;
   if (variant == KernelVariant::AVX2) kernel = kernels::avx2_kernel(type);
@@ -220,45 +222,97 @@ WeightMatrix WeightMatrix::of(const GgufTensor& tensor) {
   return w;
 }
 
-bool can_pack_q4_0_x8(const WeightMatrix& w) noexcept {
-  return w.type == TensorType::Q4_0 && w.layout == WeightLayout::ROWS && w.rows > 0 && w.rows % 8 == 0 &&
-         w.cols > 0 && w.cols % kernels::q8_block == 0;
+bool can_pack_x8(const WeightMatrix& w) noexcept {
+  const std::int64_t block = w.type == TensorType::Q4_0 ? kernels::q8_block : kernels::q8k_block;
+  return (w.type == TensorType::Q4_0 || w.type == TensorType::Q4_K) && w.layout == WeightLayout::ROWS &&
+         w.rows > 0 && w.rows % 8 == 0 && w.cols > 0 && w.cols % block == 0;
 }
 
-WeightMatrix pack_q4_0_x8(const WeightMatrix& w, std::span<std::uint8_t> out) {
-  if (!can_pack_q4_0_x8(w)) throw std::invalid_argument("pack_q4_0_x8: not a Q4_0 matrix of 8k rows");
+namespace {
+
+void pack_q4_0_group_block(const WeightMatrix& w, std::int64_t g, std::int64_t b, std::uint8_t* dst) {
+  for (int r = 0; r < 8; ++r) {
+    const std::uint8_t* src = w.row(g * 8 + r) + b * kernels::q4_0_block_bytes;
+    dst[2 * r] = src[0];
+    dst[2 * r + 1] = src[1];
+    const auto level = [src](int i) { return i < 16 ? src[2 + i] & 0x0F : src[2 + i - 16] >> 4; };
+    for (int j = 0; j < 4; ++j) {
+      for (int m = 0; m < 4; ++m)
+        dst[16 + 32 * j + 4 * r + m] =
+            static_cast<std::uint8_t>(level(8 * j + m) | (level(8 * j + 4 + m) << 4));
+    }
+  }
+}
+
+void pack_q4_k_group_block(const WeightMatrix& w, std::int64_t g, std::int64_t b, std::uint8_t* dst) {
+  std::uint8_t scales[64];  // index 8 * j + r
+  std::uint8_t mins[64];
+  for (int r = 0; r < 8; ++r) {
+    const std::uint8_t* src = w.row(g * 8 + r) + b * kernels::q4_k_block_bytes;
+    std::memcpy(dst + 2 * r, src, 2);           // d
+    std::memcpy(dst + 16 + 2 * r, src + 2, 2);  // dmin
+    std::uint8_t row_scales[8];
+    std::uint8_t row_mins[8];
+    blocks::unpack_k4_scales_mins(src + 4, row_scales, row_mins);
+    for (int j = 0; j < 8; ++j) {
+      scales[8 * j + r] = row_scales[j];
+      mins[8 * j + r] = row_mins[j];
+    }
+    // Sub-block j of the row: nibble j % 2 of bytes 32 * (j / 2) .. + 31; its 32 levels go to the
+    // sub-block's 128 bytes as a Q4_0_X8 block's.
+    for (int j = 0; j < 8; ++j) {
+      const std::uint8_t* q = src + 16 + 32 * (j / 2);
+      const int shift = 4 * (j % 2);
+      std::uint8_t* out = dst + 128 + 128 * j + 4 * r;
+      for (int c = 0; c < 4; ++c) {
+        for (int m = 0; m < 4; ++m) {
+          const int low = (q[8 * c + m] >> shift) & 0x0F;
+          const int high = (q[8 * c + 4 + m] >> shift) & 0x0F;
+          out[32 * c + m] = static_cast<std::uint8_t>(low | (high << 4));
+        }
+      }
+    }
+  }
+  for (int k = 0; k < 32; ++k) {
+    dst[32 + k] = static_cast<std::uint8_t>((scales[k] & 0x0F) | ((scales[k + 32] & 0x0F) << 4));
+    dst[64 + k] = static_cast<std::uint8_t>((mins[k] & 0x0F) | ((mins[k + 32] & 0x0F) << 4));
+    dst[96 + k] = static_cast<std::uint8_t>((scales[k] >> 4) | ((scales[k + 32] >> 4) << 2) |
+                                            ((mins[k] >> 4) << 4) | ((mins[k + 32] >> 4) << 6));
+  }
+}
+
+}  // namespace
+
+WeightMatrix pack_x8(const WeightMatrix& w, std::span<std::uint8_t> out) {
+  if (!can_pack_x8(w)) throw std::invalid_argument("pack_x8: not a Q4_0 or Q4_K matrix of 8k rows");
   if (out.size() != static_cast<std::size_t>(w.rows) * w.row_bytes)
-    throw std::invalid_argument("pack_q4_0_x8: the output is not rows * row_bytes bytes");
-  const std::int64_t nb = w.cols / kernels::q8_block;
+    throw std::invalid_argument("pack_x8: the output is not rows * row_bytes bytes");
+  const bool q4_0 = w.type == TensorType::Q4_0;
+  const std::int64_t nb = w.cols / (q4_0 ? kernels::q8_block : kernels::q8k_block);
+  const std::int64_t group_bytes = q4_0 ? kernels::q4_0_x8_group_bytes : kernels::q4_k_x8_group_bytes;
   for (std::int64_t g = 0; g < w.rows / 8; ++g) {
     for (std::int64_t b = 0; b < nb; ++b) {
-      std::uint8_t* dst = out.data() + static_cast<std::size_t>((g * nb + b) * kernels::q4_0_x8_group_bytes);
-      for (int r = 0; r < 8; ++r) {
-        const std::uint8_t* src = w.row(g * 8 + r) + b * kernels::q4_0_block_bytes;
-        dst[2 * r] = src[0];
-        dst[2 * r + 1] = src[1];
-        const auto level = [src](int i) { return i < 16 ? src[2 + i] & 0x0F : src[2 + i - 16] >> 4; };
-        for (int j = 0; j < 4; ++j) {
-          for (int m = 0; m < 4; ++m)
-            dst[16 + 32 * j + 4 * r + m] =
-                static_cast<std::uint8_t>(level(8 * j + m) | (level(8 * j + 4 + m) << 4));
-        }
+      std::uint8_t* dst = out.data() + static_cast<std::size_t>((g * nb + b) * group_bytes);
+      if (q4_0) {
+        pack_q4_0_group_block(w, g, b, dst);
+      } else {
+        pack_q4_k_group_block(w, g, b, dst);
       }
     }
   }
   WeightMatrix packed = w;
   packed.data = out.data();
-  packed.layout = WeightLayout::Q4_0_X8;
+  packed.layout = q4_0 ? WeightLayout::Q4_0_X8 : WeightLayout::Q4_K_X8;
   return packed;
 }
 
 void dequantize_matrix_row(const WeightMatrix& w, std::int64_t r, std::span<float> out) {
   if (r < 0 || r >= w.rows || out.size() != static_cast<std::size_t>(w.cols))
     throw std::out_of_range("dequantize_matrix_row: row " + std::to_string(r) + " out of range");
-  if (w.layout == WeightLayout::Q4_0_X8) {
+  if (w.layout != WeightLayout::ROWS) {
     thread_local std::vector<std::uint8_t> row;
     row.resize(w.row_bytes);
-    kernels::unpack_q4_0_x8_row(w, r, row.data());
+    kernels::unpack_x8_row(w, r, row.data());
     dequantize_row(w.type, row, out);
     return;
   }
@@ -350,7 +404,7 @@ void matmul_group_with(KernelVariant variant, std::span<const MatmulOutput> outp
     act[i] = same < i ? act[same] : prepare_activations(format, x, cols, n_tokens, pool, scratch);
   }
 
-  // Rows are handed out in tiles of 8 so the kernels' row tiles (and Q4_0_X8 row groups) stay
+  // Rows are handed out in tiles of 8 so the kernels' row tiles (and the 8-row groups of the X8 layouts) stay
   // aligned; the tiles of all the matrices form one range, so one parallel pass covers the group.
   constexpr std::int64_t tile = 8;
   std::vector<std::int64_t> first_tile(outputs.size() + 1, 0);

@@ -37,7 +37,8 @@ namespace exo::inference {
 // How a WeightMatrix's bytes are arranged.
 enum class WeightLayout : std::uint8_t {
   ROWS,     // ggml's: row after row, row_bytes each
-  Q4_0_X8,  // Q4_0 in groups of 8 rows (pack_q4_0_x8), the same size as ROWS
+  Q4_0_X8,  // Q4_0 in groups of 8 rows (pack_x8), the same size as ROWS
+  Q4_K_X8,  // Q4_K in groups of 8 rows (pack_x8), the same size as ROWS
 };
 
 struct WeightMatrix {
@@ -109,12 +110,21 @@ void matmul_group_with(KernelVariant variant, std::span<const MatmulOutput> outp
 // in its high nibble. Masking a chunk's low or high nibbles gives 4 consecutive levels of each of the
 // 8 rows side by side, so the kernels multiply one broadcast group of 4 activation levels with all 8
 // rows and the rows' dot products end up in the lanes of one vector (no horizontal sums).
-// can_pack_q4_0_x8: Q4_0 in the ROWS layout with a row count that is a multiple of 8.
-// pack_q4_0_x8 writes `w` in that layout into `out` (exactly rows * row_bytes bytes) and returns the
+//
+// The Q4_K_X8 layout, on the same plan: per group of 8 rows and per 256-value super-block (1152
+// bytes, at (group * cols / 256 + block) * 1152): the 8 rows' f16 d, their 8 f16 dmin, then the 64
+// sub-block scales and 64 mins (index 8 * j + r for sub-block j of row r) in 96 bytes: bytes 32..63
+// hold the scales' low 4 bits (byte k: index k low, index k + 32 high nibble), 64..95 the mins' low
+// 4 bits likewise, 96..127 the high 2 bits (byte k, from bit 0: scale k, scale k + 32, min k,
+// min k + 32); then per sub-block j (32 values) 128 bytes of levels arranged as one Q4_0_X8 block's.
+// The kernels unpack scales and mins once per 8 rows with a few vector instructions.
+//
+// can_pack_x8: Q4_0 or Q4_K in the ROWS layout with a row count that is a multiple of 8.
+// pack_x8 writes `w` in its 8-row layout into `out` (exactly rows * row_bytes bytes) and returns the
 // view of it; std::invalid_argument otherwise. matmul gives the same results for both layouts up to
 // float summation order; dequantize_matrix_row reads either.
-bool can_pack_q4_0_x8(const WeightMatrix& w) noexcept;
-WeightMatrix pack_q4_0_x8(const WeightMatrix& w, std::span<std::uint8_t> out);
+bool can_pack_x8(const WeightMatrix& w) noexcept;
+WeightMatrix pack_x8(const WeightMatrix& w, std::span<std::uint8_t> out);
 
 // Copies row `r` of `w` (e.g. a token's embedding) into `out` as floats (out.size() == cols).
 void dequantize_matrix_row(const WeightMatrix& w, std::int64_t r, std::span<float> out);

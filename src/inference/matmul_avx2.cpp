@@ -21,45 +21,14 @@
 #include <cstring>
 #include <utility>
 
+#include "inference/matmul_avx2_helpers.h"
 #include "inference/matmul_kernels.h"
 
 namespace exo::inference::kernels {
 
 namespace {
 
-using I64 = std::int64_t;
-
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
-
-inline float f16(const std::uint8_t* at) {
-  std::uint16_t bits = 0;
-  std::memcpy(&bits, at, sizeof bits);
-  return _cvtsh_ss(bits);
-}
-
-inline std::uint32_t u32(const std::uint8_t* at) {
-  std::uint32_t v = 0;
-  std::memcpy(&v, at, sizeof v);
-  return v;
-}
-
-// Software prefetch distance for the weight streams. The out-of-order window alone keeps only a few
-// cache lines in flight per row; prefetching a page ahead roughly doubled matrix-vector throughput
-// from DRAM on the development machine (measured 512 B .. 8 KiB; 2-8 KiB were best).
-constexpr I64 prefetch_bytes = 4096;
-
-inline void prefetch(const std::uint8_t* at) {
-  _mm_prefetch(reinterpret_cast<const char*>(at + prefetch_bytes), _MM_HINT_T0);
-}
-
-inline __m256i load256(const void* at) {
-  return _mm256_loadu_si256(static_cast<const __m256i*>(at));
-}
+using namespace avx2;  // the shared helpers (matmul_avx2_helpers.h)
 
 // 16 packed nibbles -> 32 bytes: low nibbles in bytes 0..15, high nibbles in bytes 16..31
 // (the 16 bytes loaded into both halves, the upper half shifted right by 4, then masked).
@@ -682,80 +651,7 @@ struct Q6KKernel : KQuantTiles<Q6KKernel> {
   }
 };
 
-// ---------------------------------------------------------------------------------------------
-// Q4_0 in the Q4_0_X8 layout (matmul.h): 8 rows x NT tokens per tile. Per block, the 4 chunks give 8
-// vectors of 4 consecutive levels of each row; each is multiplied with the matching 4 activation
-// levels broadcast to all lanes, and the products add up in 16 bits (8 steps of at most
-// 2 * 15 * 127) before one widening: the 8 rows' dot products are the 8 lanes, with no horizontal
-// sums, and the rows' scales load as one vector.
-struct Q4_0X8Kernel {
-  template <int NT>
-  static void tile(const WeightMatrix& w, const Activations& x, float* y, I64 r0, I64 t0) {
-    const I64 nb = w.cols / q8_block;
-    const std::uint8_t* group = w.data + (r0 / 8) * nb * q4_0_x8_group_bytes;
-    const __m256i low_mask = _mm256_set1_epi8(0x0F);
-    const __m256i ones = _mm256_set1_epi16(1);
-    __m256 acc[NT];
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
-    for (I64 b = 0; b < nb; ++b) {
-      const std::uint8_t* block = group + b * q4_0_x8_group_bytes;
-      prefetch(block);
-      prefetch(block + 64);
-      prefetch(block + 128);
-      const __m256 scales = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block)));
-      __m256i levels[8];
-#pragma GCC unroll 4
-      for (int j = 0; j < 4; ++j) {
-        const __m256i packed = load256(block + 16 + 32 * j);
-        levels[2 * j] = _mm256_and_si256(packed, low_mask);
-        levels[2 * j + 1] = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_mask);
-      }
-#pragma GCC unroll 4
-      for (int t = 0; t < NT; ++t) {
-        const ActQ8& a = x.q8[(t0 + t) * nb + b];
-        __m256i sums16 = _mm256_maddubs_epi16(
-            levels[0], _mm256_set1_epi32(static_cast<int>(u32(reinterpret_cast<const std::uint8_t*>(a.qs)))));
-#pragma GCC unroll 8
-        for (int k = 1; k < 8; ++k) {
-          const auto four = static_cast<int>(u32(reinterpret_cast<const std::uint8_t*>(a.qs) + 4 * k));
-          sums16 = _mm256_add_epi16(sums16, _mm256_maddubs_epi16(levels[k], _mm256_set1_epi32(four)));
-        }
-        const __m256i dots = _mm256_sub_epi32(_mm256_madd_epi16(sums16, ones), _mm256_set1_epi32(8 * a.sum));
-        acc[t] =
-            _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots), _mm256_mul_ps(scales, _mm256_set1_ps(a.d)), acc[t]);
-      }
-    }
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; ++t) _mm256_storeu_ps(y + (t0 + t) * w.rows + r0, acc[t]);
-  }
-
-  static void entry(const WeightMatrix& w, const Activations& x, float* y, I64 row_begin, I64 row_end) {
-    for (I64 r = row_begin; r < row_end; r += 8) {
-      I64 t = 0;
-      for (; t + 4 <= x.n_tokens; t += 4) tile<4>(w, x, y, r, t);
-      switch (x.n_tokens - t) {
-        case 3:
-          tile<3>(w, x, y, r, t);
-          break;
-        case 2:
-          tile<2>(w, x, y, r, t);
-          break;
-        case 1:
-          tile<1>(w, x, y, r, t);
-          break;
-        default:
-          break;
-      }
-    }
-  }
-};
-
 }  // namespace
-
-RowKernel avx2_q4_0_x8_kernel() noexcept {
-  return Q4_0X8Kernel::entry;
-}
 
 RowKernel avx2_kernel(TensorType type) noexcept {
   switch (type) {

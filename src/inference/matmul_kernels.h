@@ -72,14 +72,16 @@ void quantize_activation_q8k(const float* x, std::int64_t n, ActQ8K* out);
 RowKernel portable_kernel(TensorType type) noexcept;
 RowKernel avx2_kernel(TensorType type) noexcept;
 
-// The Q4_0_X8 layout (matmul.h): one group of 8 rows x one 32-value block.
+// The 8-row layouts (matmul.h): one group of 8 rows x one block (Q4_0: 32 values; Q4_K: 256).
 inline constexpr int q4_0_block_bytes = 18;
 inline constexpr int q4_0_x8_group_bytes = 8 * q4_0_block_bytes;
-// Row r of a Q4_0_X8 matrix back in ggml's Q4_0 row format (row_bytes bytes at out).
-void unpack_q4_0_x8_row(const WeightMatrix& w, std::int64_t r, std::uint8_t* out) noexcept;
-// Kernels of the Q4_0_X8 layout; row ranges start at a multiple of 8.
-RowKernel portable_q4_0_x8_kernel() noexcept;
-RowKernel avx2_q4_0_x8_kernel() noexcept;
+inline constexpr int q4_k_block_bytes = 144;
+inline constexpr int q4_k_x8_group_bytes = 8 * q4_k_block_bytes;
+// Row r of an X8-layout matrix back in ggml's row format of its type (row_bytes bytes at out).
+void unpack_x8_row(const WeightMatrix& w, std::int64_t r, std::uint8_t* out) noexcept;
+// Kernels of an X8 layout (Q4_0_X8 or Q4_K_X8); row ranges start at a multiple of 8.
+RowKernel portable_x8_kernel(WeightLayout layout) noexcept;
+RowKernel avx2_x8_kernel(WeightLayout layout) noexcept;
 
 // Float vector helpers of each variant: dot(a, b, n), out[i] += weight * v[i] (attention) and
 // gate[i] = silu(gate[i]) * up[i] (the SwiGLU feed-forward).

@@ -7,6 +7,7 @@
 
 #include "inference/half_float.h"
 #include "inference/matmul_kernels.h"
+#include "inference/quant_blocks.h"
 #include "inference/quants.h"
 
 namespace exo::inference::kernels {
@@ -275,44 +276,86 @@ VectorOps portable_vector_ops() noexcept {
   return {dot_portable, add_scaled_portable, silu_mul_portable};
 }
 
-void unpack_q4_0_x8_row(const WeightMatrix& w, std::int64_t r, std::uint8_t* out) noexcept {
-  const std::int64_t nb = w.cols / q8_block;
+namespace {
+
+void unpack_q4_0_group_block(const std::uint8_t* src, int in_group, std::uint8_t* dst) {
+  dst[0] = src[2 * in_group];
+  dst[1] = src[2 * in_group + 1];
+  const auto level = [&](int i) {
+    const std::uint8_t byte = src[16 + 32 * (i / 8) + 4 * in_group + i % 4];
+    return (i % 8) < 4 ? byte & 0x0F : byte >> 4;
+  };
+  for (int k = 0; k < 16; ++k) dst[2 + k] = static_cast<std::uint8_t>(level(k) | (level(k + 16) << 4));
+}
+
+void unpack_q4_k_group_block(const std::uint8_t* src, int in_group, std::uint8_t* dst) {
+  std::memcpy(dst, src + 2 * in_group, 2);           // d
+  std::memcpy(dst + 2, src + 16 + 2 * in_group, 2);  // dmin
+  std::uint8_t scales[8];
+  std::uint8_t mins[8];
+  for (int j = 0; j < 8; ++j) {
+    const int k = (8 * j + in_group) % 32;
+    const int upper = (8 * j + in_group) / 32;  // 0: low nibbles / bits 0-1 and 4-5; 1: the others
+    const int high_bits = src[96 + k];
+    scales[j] = static_cast<std::uint8_t>(((src[32 + k] >> (4 * upper)) & 0x0F) |
+                                          (((high_bits >> (2 * upper)) & 0x03) << 4));
+    mins[j] = static_cast<std::uint8_t>(((src[64 + k] >> (4 * upper)) & 0x0F) |
+                                        (((high_bits >> (4 + 2 * upper)) & 0x03) << 4));
+  }
+  blocks::pack_k4_scales_mins(scales, mins, dst + 4);
+  // Level of value v (sub-block v / 32): as a Q4_0_X8 block's level v % 32.
+  const auto level = [&](int v) {
+    const int i = v % 32;
+    const std::uint8_t byte = src[128 + 128 * (v / 32) + 32 * (i / 8) + 4 * in_group + i % 4];
+    return (i % 8) < 4 ? byte & 0x0F : byte >> 4;
+  };
+  for (int c = 0; c < 4; ++c)
+    for (int l = 0; l < 32; ++l)
+      dst[16 + 32 * c + l] = static_cast<std::uint8_t>(level(64 * c + l) | (level(64 * c + 32 + l) << 4));
+}
+
+}  // namespace
+
+void unpack_x8_row(const WeightMatrix& w, std::int64_t r, std::uint8_t* out) noexcept {
+  const bool q4_0 = w.layout == WeightLayout::Q4_0_X8;
+  const std::int64_t nb = w.cols / (q4_0 ? q8_block : q8k_block);
+  const std::int64_t group_bytes = q4_0 ? q4_0_x8_group_bytes : q4_k_x8_group_bytes;
+  const std::int64_t block_bytes = q4_0 ? q4_0_block_bytes : q4_k_block_bytes;
   const std::int64_t g = r / 8;
   const auto in_group = static_cast<int>(r % 8);
   for (std::int64_t b = 0; b < nb; ++b) {
-    const std::uint8_t* src = w.data + (g * nb + b) * q4_0_x8_group_bytes;
-    std::uint8_t* dst = out + b * q4_0_block_bytes;
-    dst[0] = src[2 * in_group];
-    dst[1] = src[2 * in_group + 1];
-    const auto level = [&](int i) {
-      const std::uint8_t byte = src[16 + 32 * (i / 8) + 4 * in_group + i % 4];
-      return (i % 8) < 4 ? byte & 0x0F : byte >> 4;
-    };
-    for (int k = 0; k < 16; ++k) dst[2 + k] = static_cast<std::uint8_t>(level(k) | (level(k + 16) << 4));
+    const std::uint8_t* src = w.data + (g * nb + b) * group_bytes;
+    std::uint8_t* dst = out + b * block_bytes;
+    if (q4_0) {
+      unpack_q4_0_group_block(src, in_group, dst);
+    } else {
+      unpack_q4_k_group_block(src, in_group, dst);
+    }
   }
 }
 
 namespace {
 
-// Each row back in the ROWS layout, then the Q4_0 row kernel.
-void q4_0_x8_rows(const WeightMatrix& w, const Activations& x, float* y, std::int64_t row_begin,
-                  std::int64_t row_end) {
+// Each row back in the ROWS layout, then the type's row kernel.
+void x8_rows(const WeightMatrix& w, const Activations& x, float* y, std::int64_t row_begin,
+             std::int64_t row_end) {
   thread_local std::vector<std::uint8_t> row;
   thread_local std::vector<float> one_row_y;
   row.resize(w.row_bytes);
   one_row_y.resize(static_cast<std::size_t>(x.n_tokens));
+  const RowKernel row_kernel = portable_kernel(w.type);
   for (std::int64_t r = row_begin; r < row_end; ++r) {
-    unpack_q4_0_x8_row(w, r, row.data());
-    const WeightMatrix single{TensorType::Q4_0, row.data(), 1, w.cols, w.row_bytes, WeightLayout::ROWS};
-    q8_rows(single, x, one_row_y.data(), 0, 1);
+    unpack_x8_row(w, r, row.data());
+    const WeightMatrix single{w.type, row.data(), 1, w.cols, w.row_bytes, WeightLayout::ROWS};
+    row_kernel(single, x, one_row_y.data(), 0, 1);
     for (std::int64_t t = 0; t < x.n_tokens; ++t) y[t * w.rows + r] = one_row_y[static_cast<std::size_t>(t)];
   }
 }
 
 }  // namespace
 
-RowKernel portable_q4_0_x8_kernel() noexcept {
-  return q4_0_x8_rows;
+RowKernel portable_x8_kernel(WeightLayout /*layout*/) noexcept {
+  return x8_rows;
 }
 
 }  // namespace exo::inference::kernels

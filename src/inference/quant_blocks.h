@@ -27,4 +27,9 @@ void quantize_q4_k(const float* in, std::uint8_t* out);
 void quantize_q5_k(const float* in, std::uint8_t* out);
 void quantize_q6_k(const float* in, std::uint8_t* out);
 
+// The 8 sub-block scales and mins (6 bits each) of a Q4_K / Q5_K super-block, from or into its
+// 12 bytes of packed fields.
+void unpack_k4_scales_mins(const std::uint8_t* packed, std::uint8_t* scales, std::uint8_t* mins);
+void pack_k4_scales_mins(const std::uint8_t* scales, const std::uint8_t* mins, std::uint8_t* packed);
+
 }  // namespace exo::inference::blocks

@@ -242,4 +242,22 @@ void quantize_q6_k(const float* in, std::uint8_t* out) {
   }
 }
 
+void unpack_k4_scales_mins(const std::uint8_t* packed, std::uint8_t* scales, std::uint8_t* mins) {
+  for (int j = 0; j < sub_blocks_4k; ++j) {
+    const ScaleAndMin sm = unpack_scale_min(packed, j);
+    scales[j] = static_cast<std::uint8_t>(sm.scale);
+    mins[j] = static_cast<std::uint8_t>(sm.min);
+  }
+}
+
+void pack_k4_scales_mins(const std::uint8_t* scales, const std::uint8_t* mins, std::uint8_t* packed) {
+  std::array<int, 8> s{};
+  std::array<int, 8> m{};
+  for (int j = 0; j < sub_blocks_4k; ++j) {
+    s[static_cast<std::size_t>(j)] = scales[j];
+    m[static_cast<std::size_t>(j)] = mins[j];
+  }
+  pack_scales_mins(s, m, packed);
+}
+
 }  // namespace exo::inference::blocks

@@ -24,19 +24,19 @@ void release_pages(const std::uint8_t* data, std::uint64_t size) noexcept {
 }  // namespace
 
 WeightMatrix RepackedWeights::matrix(const WeightMatrix& w, bool release_source) {
-  // The Q4_0_X8 kernels pay off with AVX2; the portable path reads the row layout faster.
-  if (variant_ != KernelVariant::AVX2 || !can_pack_q4_0_x8(w)) return w;
+  // The X8 kernels pay off with AVX2; the portable path reads the row layout faster.
+  if (variant_ != KernelVariant::AVX2 || !can_pack_x8(w)) return w;
   const std::lock_guard lock(mutex_);
   auto it = copies_.find(w.data);
   if (it != copies_.end()) {
     WeightMatrix packed = w;
     packed.data = it->second.data();
-    packed.layout = WeightLayout::Q4_0_X8;
+    packed.layout = w.type == TensorType::Q4_0 ? WeightLayout::Q4_0_X8 : WeightLayout::Q4_K_X8;
     return packed;
   }
   const std::uint64_t size = static_cast<std::uint64_t>(w.rows) * w.row_bytes;
   HugePageBuffer bytes(size);
-  const WeightMatrix packed = pack_q4_0_x8(w, bytes.bytes());
+  const WeightMatrix packed = pack_x8(w, bytes.bytes());
   copies_.emplace(w.data, std::move(bytes));  // moving keeps the buffer, so `packed` stays valid
   if (release_source) release_pages(w.data, size);
   return packed;

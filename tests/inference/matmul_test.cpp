@@ -273,10 +273,10 @@ TEST_P(MatmulVariantTest, ExtremeLevelsAndActivationsDoNotOverflowTheIntegerSums
       const std::vector<float> x(static_cast<std::size_t>(n_tokens * cols), x_value);
       std::vector<float> y(static_cast<std::size_t>(n_tokens * rows));
       matmul_with(variant, m.view(), x, n_tokens, y, pool);
-      if (can_pack_q4_0_x8(m.view())) {  // the packed layout sums 8 steps of products in 16 bits
+      if (can_pack_x8(m.view())) {  // the packed layout sums 8 steps of products in 16 bits
         std::vector<std::uint8_t> packed_bytes(m.bytes.size());
         std::vector<float> packed_y(y.size());
-        matmul_with(variant, pack_q4_0_x8(m.view(), packed_bytes), x, n_tokens, packed_y, pool);
+        matmul_with(variant, pack_x8(m.view(), packed_bytes), x, n_tokens, packed_y, pool);
         for (std::size_t i = 0; i < y.size(); ++i)
           ASSERT_NEAR(packed_y[i], exact, 1e-3 * std::fabs(exact)) << "packed, tokens " << n_tokens;
       }
@@ -371,55 +371,93 @@ TEST_P(MatmulVariantTest, AGroupEqualsSeparateProductsBitForBit) {
   EXPECT_THROW(matmul_group_with(variant, mismatched, x, 1, pool), std::invalid_argument);
 }
 
-TEST_P(MatmulVariantTest, PackedQ4_0ReadsBackExactlyAndMultipliesLikeTheRowLayout) {
+TEST_P(MatmulVariantTest, KQuantExtremesDoNotOverflowThePackedSums) {
+  // Q4_K with every level 15, every scale and min 63 (all bits set), d = dmin = 1, against
+  // activations that quantize to -128: the packed kernel's 16-bit sums are at their most negative
+  // (8 steps of 2 * 15 * -128) and the exact answer is known.
+  const KernelVariant variant = GetParam();
+  ComputePool pool(2);
+  const std::int64_t rows = 16;
+  const std::int64_t cols = 512;
+  const std::size_t row_bytes = *checked_byte_size(TensorType::Q4_K, static_cast<std::uint64_t>(cols));
+  RandomMatrix m{TensorType::Q4_K, rows, cols, std::vector<std::uint8_t>(row_bytes * rows, 0xFF)};
+  for (std::size_t at = 0; at < m.bytes.size(); at += 144) {
+    put_f16(m.bytes.data() + at, 1.0f);
+    put_f16(m.bytes.data() + at + 2, 1.0f);
+  }
+  const double exact = (63.0 * 15.0 - 63.0) * static_cast<double>(cols);
+  std::vector<std::uint8_t> packed_bytes(m.bytes.size());
+  const WeightMatrix packed = pack_x8(m.view(), packed_bytes);
+  for (std::int64_t n_tokens : {1, 4, 5}) {
+    const std::vector<float> x(static_cast<std::size_t>(n_tokens * cols), 1.0f);
+    for (const WeightMatrix& w : {m.view(), packed}) {
+      std::vector<float> y(static_cast<std::size_t>(n_tokens * rows));
+      matmul_with(variant, w, x, n_tokens, y, pool);
+      for (std::size_t i = 0; i < y.size(); ++i)
+        ASSERT_NEAR(y[i], exact, 1e-6 * exact)
+            << "layout " << static_cast<int>(w.layout) << " tokens " << n_tokens;
+    }
+  }
+}
+
+TEST_P(MatmulVariantTest, PackedMatricesReadBackExactlyAndMultiplyLikeTheRowLayout) {
   const KernelVariant variant = GetParam();
   ComputePool pool(2);
   std::mt19937 rng(31);
-  for (std::int64_t cols : awkward_cols(TensorType::Q4_0)) {
-    for (std::int64_t rows : {8, 16, 40}) {
-      const RandomMatrix m = random_blocks(TensorType::Q4_0, rows, cols, rng);
-      ASSERT_TRUE(can_pack_q4_0_x8(m.view()));
-      std::vector<std::uint8_t> packed_bytes(m.bytes.size());
-      const WeightMatrix packed = pack_q4_0_x8(m.view(), packed_bytes);
-      ASSERT_EQ(packed.layout, WeightLayout::Q4_0_X8);
-      std::vector<float> original(static_cast<std::size_t>(cols));
-      std::vector<float> unpacked(original.size());
-      for (std::int64_t r = 0; r < rows; ++r) {
-        dequantize_matrix_row(m.view(), r, original);
-        dequantize_matrix_row(packed, r, unpacked);
-        ASSERT_EQ(original, unpacked) << "row " << r << " of " << rows << "x" << cols;
-      }
-      for (std::int64_t n_tokens : {1, 2, 3, 4, 5, 8, 9, 17}) {
-        const auto x = random_activations(n_tokens * cols, rng);
-        std::vector<float> from_rows(static_cast<std::size_t>(n_tokens * rows));
-        std::vector<float> from_packed(from_rows.size());
-        matmul_with(variant, m.view(), x, n_tokens, from_rows, pool);
-        matmul_with(variant, packed, x, n_tokens, from_packed, pool);
-        for (std::size_t i = 0; i < from_rows.size(); ++i) {
-          const auto t = static_cast<std::int64_t>(i) / rows;
-          const auto r = static_cast<std::int64_t>(i) % rows;
-          // Same integer dot products; only the float summation order differs.
-          ASSERT_NEAR(from_packed[i], from_rows[i], 2e-5 * sum_abs_products(m.view(), x, t, r))
-              << rows << "x" << cols << " tokens " << n_tokens << " output " << i;
+  for (TensorType type : {TensorType::Q4_0, TensorType::Q4_K}) {
+    for (std::int64_t cols : awkward_cols(type)) {
+      for (std::int64_t rows : {8, 16, 40}) {
+        const RandomMatrix m = random_blocks(type, rows, cols, rng);
+        ASSERT_TRUE(can_pack_x8(m.view()));
+        std::vector<std::uint8_t> packed_bytes(m.bytes.size());
+        const WeightMatrix packed = pack_x8(m.view(), packed_bytes);
+        ASSERT_EQ(packed.layout, type == TensorType::Q4_0 ? WeightLayout::Q4_0_X8 : WeightLayout::Q4_K_X8);
+        std::vector<float> original(static_cast<std::size_t>(cols));
+        std::vector<float> unpacked(original.size());
+        for (std::int64_t r = 0; r < rows; ++r) {
+          dequantize_matrix_row(m.view(), r, original);
+          dequantize_matrix_row(packed, r, unpacked);
+          ASSERT_EQ(original, unpacked) << "row " << r << " of " << rows << "x" << cols;
+        }
+        for (std::int64_t n_tokens : {1, 2, 3, 4, 5, 8, 9, 17}) {
+          const auto x = random_activations(n_tokens * cols, rng);
+          std::vector<float> from_rows(static_cast<std::size_t>(n_tokens * rows));
+          std::vector<float> from_packed(from_rows.size());
+          matmul_with(variant, m.view(), x, n_tokens, from_rows, pool);
+          matmul_with(variant, packed, x, n_tokens, from_packed, pool);
+          for (std::size_t i = 0; i < from_rows.size(); ++i) {
+            const auto t = static_cast<std::int64_t>(i) / rows;
+            const auto r = static_cast<std::int64_t>(i) % rows;
+            // Same integer dot products; only the float summation order differs.
+            ASSERT_NEAR(from_packed[i], from_rows[i], 2e-5 * sum_abs_products(m.view(), x, t, r))
+                << tensor_type_name(type) << " " << rows << "x" << cols << " tokens " << n_tokens
+                << " output " << i;
+          }
         }
       }
     }
   }
 }
 
-TEST(Matmul, Q4_0PackingAppliesOnlyToQ4_0MatricesOfWholeRowGroups) {
+TEST(Matmul, PackingAppliesOnlyToQ4_0AndQ4_KMatricesOfWholeRowGroups) {
   std::mt19937 rng(3);
   const RandomMatrix seven_rows = random_blocks(TensorType::Q4_0, 7, 64, rng);
+  const RandomMatrix seven_k_rows = random_blocks(TensorType::Q4_K, 7, 256, rng);
   const RandomMatrix q8 = random_blocks(TensorType::Q8_0, 8, 64, rng);
-  const RandomMatrix ok = random_blocks(TensorType::Q4_0, 8, 64, rng);
-  EXPECT_FALSE(can_pack_q4_0_x8(seven_rows.view()));
-  EXPECT_FALSE(can_pack_q4_0_x8(q8.view()));
-  std::vector<std::uint8_t> out(ok.bytes.size());
-  EXPECT_THROW(pack_q4_0_x8(seven_rows.view(), out), std::invalid_argument);
-  std::vector<std::uint8_t> short_out(ok.bytes.size() - 1);
-  EXPECT_THROW(pack_q4_0_x8(ok.view(), short_out), std::invalid_argument);
-  const WeightMatrix packed = pack_q4_0_x8(ok.view(), out);
-  EXPECT_FALSE(can_pack_q4_0_x8(packed));  // already packed
+  const RandomMatrix q6_k = random_blocks(TensorType::Q6_K, 8, 256, rng);
+  EXPECT_FALSE(can_pack_x8(seven_rows.view()));
+  EXPECT_FALSE(can_pack_x8(seven_k_rows.view()));
+  EXPECT_FALSE(can_pack_x8(q8.view()));
+  EXPECT_FALSE(can_pack_x8(q6_k.view()));
+  for (TensorType type : {TensorType::Q4_0, TensorType::Q4_K}) {
+    const RandomMatrix ok = random_blocks(type, 8, 256, rng);
+    std::vector<std::uint8_t> out(ok.bytes.size());
+    EXPECT_THROW(pack_x8(seven_rows.view(), out), std::invalid_argument);
+    std::vector<std::uint8_t> short_out(ok.bytes.size() - 1);
+    EXPECT_THROW(pack_x8(ok.view(), short_out), std::invalid_argument);
+    const WeightMatrix packed = pack_x8(ok.view(), out);
+    EXPECT_FALSE(can_pack_x8(packed));  // already packed
+  }
 }
 
 TEST_P(MatmulVariantTest, ResultsDoNotDependOnTheThreadCount) {

@@ -1,0 +1,211 @@
+// AVX2 + FMA + F16C kernels of the 8-row layouts (Q4_0_X8, Q4_K_X8; matmul.h). Compiled with the
+// same flags as matmul_avx2.cpp and called only after the same CPU check. Each tile is 8 rows x NT
+// tokens: the 8 rows' dot products are the 8 lanes of one vector, so no horizontal sums are needed.
+#include <immintrin.h>
+
+#include <cstdint>
+
+#include "inference/matmul_avx2_helpers.h"
+#include "inference/matmul_kernels.h"
+
+namespace exo::inference::kernels {
+
+namespace {
+
+using namespace avx2;  // the shared helpers (matmul_avx2_helpers.h)
+
+// A 128-byte level block of an X8 layout (one Q4_0 block or one Q4_K sub-block of 8 rows): the 8
+// vectors of 4 consecutive levels of each row, in value order.
+inline void unpack_levels(const std::uint8_t* at, __m256i (&levels)[8]) {
+  const __m256i low_mask = _mm256_set1_epi8(0x0F);
+#pragma GCC unroll 4
+  for (int c = 0; c < 4; ++c) {
+    const __m256i packed = load256(at + 32 * c);
+    levels[2 * c] = _mm256_and_si256(packed, low_mask);
+    levels[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_mask);
+  }
+}
+
+// The 8 rows' dot products of those levels with 32 activation levels `qs`, as pairs of 16-bit
+// partial sums per row (|sum| <= 8 * 2 * 15 * 128, so 16 bits hold it).
+inline __m256i level_dots16(const __m256i (&levels)[8], const std::int8_t* qs) {
+  const auto* bytes = reinterpret_cast<const std::uint8_t*>(qs);
+  __m256i sums16 = _mm256_maddubs_epi16(levels[0], _mm256_set1_epi32(static_cast<int>(u32(bytes))));
+#pragma GCC unroll 8
+  for (int k = 1; k < 8; ++k)
+    sums16 = _mm256_add_epi16(
+        sums16, _mm256_maddubs_epi16(levels[k], _mm256_set1_epi32(static_cast<int>(u32(bytes + 4 * k)))));
+  return sums16;
+}
+
+// The row kernel of an 8-row layout: each group of 8 rows in tiles of 4 tokens, then the rest.
+template <class K>
+void x8_entry(const WeightMatrix& w, const Activations& x, float* y, I64 row_begin, I64 row_end) {
+  for (I64 r = row_begin; r < row_end; r += 8) {
+    I64 t = 0;
+    for (; t + 4 <= x.n_tokens; t += 4) K::template tile<4>(w, x, y, r, t);
+    switch (x.n_tokens - t) {
+      case 3:
+        K::template tile<3>(w, x, y, r, t);
+        break;
+      case 2:
+        K::template tile<2>(w, x, y, r, t);
+        break;
+      case 1:
+        K::template tile<1>(w, x, y, r, t);
+        break;
+      default:
+        break;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Q4_0 in the Q4_0_X8 layout (matmul.h): 8 rows x NT tokens per tile. Per block, the 4 chunks give 8
+// vectors of 4 consecutive levels of each row; each is multiplied with the matching 4 activation
+// levels broadcast to all lanes, and the products add up in 16 bits (8 steps of at most
+// 2 * 15 * 127) before one widening: the 8 rows' dot products are the 8 lanes, with no horizontal
+// sums, and the rows' scales load as one vector.
+struct Q4_0X8Kernel {
+  template <int NT>
+  static void tile(const WeightMatrix& w, const Activations& x, float* y, I64 r0, I64 t0) {
+    const I64 nb = w.cols / q8_block;
+    const std::uint8_t* group = w.data + (r0 / 8) * nb * q4_0_x8_group_bytes;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256 acc[NT];
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+    for (I64 b = 0; b < nb; ++b) {
+      const std::uint8_t* block = group + b * q4_0_x8_group_bytes;
+      prefetch(block);
+      prefetch(block + 64);
+      prefetch(block + 128);
+      const __m256 scales = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block)));
+      __m256i levels[8];
+      unpack_levels(block + 16, levels);
+#pragma GCC unroll 4
+      for (int t = 0; t < NT; ++t) {
+        const ActQ8& a = x.q8[(t0 + t) * nb + b];
+        const __m256i sums16 = level_dots16(levels, a.qs);
+        const __m256i dots = _mm256_sub_epi32(_mm256_madd_epi16(sums16, ones), _mm256_set1_epi32(8 * a.sum));
+        acc[t] =
+            _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots), _mm256_mul_ps(scales, _mm256_set1_ps(a.d)), acc[t]);
+      }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; ++t) _mm256_storeu_ps(y + (t0 + t) * w.rows + r0, acc[t]);
+  }
+};
+
+// ---------------------------------------------------------------------------------------------
+// Q4_K in the Q4_K_X8 layout (matmul.h): 8 rows x NT tokens per tile. Per super-block, the 64
+// scales and 64 mins of the 8 rows are unpacked once with a few vector operations. Each sub-block's
+// 128 bytes of levels are a Q4_0_X8 block's: 8 products of a broadcast group of 4 activation levels,
+// summed in 16 bits, then one multiply-add with the rows' scales (each duplicated over its row's
+// two 16-bit lanes) widens into the rows' 32-bit lanes. The mins term, sum over sub-blocks of
+// min * (sum of the sub-block's activations), is 4 multiply-adds of interleaved min pairs with
+// broadcast pairs of activation sums.
+struct Q4KX8Kernel {
+  // Per super-block: the 8 rows' scales of sub-block j (each duplicated over two 16-bit lanes) and
+  // the interleaved min pairs (2p, 2p + 1).
+  struct Scales {
+    __m256i scale[8];
+    __m256i min_pairs[4];
+  };
+
+  static Scales unpack_scales(const std::uint8_t* block) {
+    const __m256i low_mask = _mm256_set1_epi8(0x0F);
+    const __m256i high_mask = _mm256_set1_epi8(0x30);
+    const __m256i scale_low = load256(block + 32);
+    const __m256i min_low = load256(block + 64);
+    const __m256i high = load256(block + 96);
+    // Bytes in index order 8 * j + r: `first` holds sub-blocks 0-3, `second` 4-7.
+    const __m256i scales_first = _mm256_or_si256(_mm256_and_si256(scale_low, low_mask),
+                                                 _mm256_and_si256(_mm256_slli_epi16(high, 4), high_mask));
+    const __m256i scales_second = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(scale_low, 4), low_mask),
+                                                  _mm256_and_si256(_mm256_slli_epi16(high, 2), high_mask));
+    const __m256i mins_first =
+        _mm256_or_si256(_mm256_and_si256(min_low, low_mask), _mm256_and_si256(high, high_mask));
+    const __m256i mins_second = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(min_low, 4), low_mask),
+                                                _mm256_and_si256(_mm256_srli_epi16(high, 2), high_mask));
+    const __m128i duplicate_low = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    const __m128i duplicate_high = _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
+    const __m128i interleave = _mm_setr_epi8(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+    Scales s;
+    const __m128i scale_lanes[4] = {
+        _mm256_castsi256_si128(scales_first), _mm256_extracti128_si256(scales_first, 1),
+        _mm256_castsi256_si128(scales_second), _mm256_extracti128_si256(scales_second, 1)};
+    const __m128i min_lanes[4] = {_mm256_castsi256_si128(mins_first), _mm256_extracti128_si256(mins_first, 1),
+                                  _mm256_castsi256_si128(mins_second),
+                                  _mm256_extracti128_si256(mins_second, 1)};
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; ++p) {
+      s.scale[2 * p] = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(scale_lanes[p], duplicate_low));
+      s.scale[2 * p + 1] = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(scale_lanes[p], duplicate_high));
+      s.min_pairs[p] = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(min_lanes[p], interleave));
+    }
+    return s;
+  }
+
+  template <int NT>
+  static void tile(const WeightMatrix& w, const Activations& x, float* y, I64 r0, I64 t0) {
+    const I64 nb = w.cols / q8k_block;
+    const std::uint8_t* group = w.data + (r0 / 8) * nb * q4_k_x8_group_bytes;
+    __m256 acc[NT];
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+    for (I64 b = 0; b < nb; ++b) {
+      const std::uint8_t* block = group + b * q4_k_x8_group_bytes;
+      prefetch(block);
+      prefetch(block + 64);
+      const Scales s = unpack_scales(block);
+      __m256i dots[NT];
+      __m256i min_sums[NT];
+#pragma GCC unroll 4
+      for (int t = 0; t < NT; ++t) {
+        dots[t] = _mm256_setzero_si256();
+        // The sums of the activations over sub-blocks 2p and 2p + 1 (|sum| <= 32 * 128), side by side
+        // in 32 bits: after the pack, 32-bit elements 0, 1, 4 and 5 hold pairs 0 to 3.
+        const __m256i sub_block_sums =
+            _mm256_madd_epi16(load256(x.q8k[(t0 + t) * nb + b].bsums), _mm256_set1_epi16(1));
+        const __m256i pairs = _mm256_packs_epi32(sub_block_sums, sub_block_sums);
+        __m256i m = _mm256_setzero_si256();
+#pragma GCC unroll 4
+        for (int p = 0; p < 4; ++p) {
+          const __m256i pair = _mm256_permutevar8x32_epi32(pairs, _mm256_set1_epi32(p < 2 ? p : p + 2));
+          m = _mm256_add_epi32(m, _mm256_madd_epi16(s.min_pairs[p], pair));
+        }
+        min_sums[t] = m;
+      }
+      for (int j = 0; j < 8; ++j) {
+        const std::uint8_t* levels_at = block + 128 + 128 * j;
+        for (I64 line = 0; line < 128; line += 64) prefetch(levels_at + line);
+        __m256i levels[8];
+        unpack_levels(levels_at, levels);
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; ++t) {
+          const __m256i sums16 = level_dots16(levels, x.q8k[(t0 + t) * nb + b].qs + 32 * j);
+          dots[t] = _mm256_add_epi32(dots[t], _mm256_madd_epi16(sums16, s.scale[j]));
+        }
+      }
+      const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block)));
+      const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 16)));
+#pragma GCC unroll 4
+      for (int t = 0; t < NT; ++t) {
+        const __m256 a_d = _mm256_set1_ps(x.q8k[(t0 + t) * nb + b].d);
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[t]), _mm256_mul_ps(d, a_d), acc[t]);
+        acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(min_sums[t]), _mm256_mul_ps(dmin, a_d), acc[t]);
+      }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; ++t) _mm256_storeu_ps(y + (t0 + t) * w.rows + r0, acc[t]);
+  }
+};
+
+}  // namespace
+
+RowKernel avx2_x8_kernel(WeightLayout layout) noexcept {
+  return layout == WeightLayout::Q4_K_X8 ? x8_entry<Q4KX8Kernel> : x8_entry<Q4_0X8Kernel>;
+}
+
+}  // namespace exo::inference::kernels
