@@ -210,7 +210,9 @@ int run_bench(const BenchCommand& c, std::ostream& out, std::ostream& err) {
     }
     const auto [first_layer, last_layer] = range;
     const bool whole = first_layer == 0 && last_layer == config.n_layer - 1;
-    RepackedWeights repacked;  // as the engine loads a shard: matrices in the kernels' layout
+    ComputePool pool(c.threads);
+    RepackedWeights repacked;  // as the engine loads a shard: matrices in the kernels' layout, packed
+    repacked.set_pool(&pool);  // on the compute pool
     const ModelWeights weights = ModelWeights::load(file, config, first_layer, last_layer, &repacked);
     const double setup_seconds = seconds_since(load_start);
     const std::uint64_t touched = weights.fault_in();
@@ -226,7 +228,6 @@ int run_bench(const BenchCommand& c, std::ostream& out, std::ostream& err) {
         out << "note: pp and tg run on the whole model only; this shard was loaded and measured\n";
       return 0;
     }
-    ComputePool pool(c.threads);
     // Bytes read per generated token: every weight except the embedding table, of which one row is
     // read (unless it doubles as the output matrix).
     std::uint64_t per_token = weights.weight_bytes();

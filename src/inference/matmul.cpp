@@ -283,22 +283,29 @@ void pack_q4_k_group_block(const WeightMatrix& w, std::int64_t g, std::int64_t b
 
 }  // namespace
 
-WeightMatrix pack_x8(const WeightMatrix& w, std::span<std::uint8_t> out) {
+WeightMatrix pack_x8(const WeightMatrix& w, std::span<std::uint8_t> out, ComputePool* pool) {
   if (!can_pack_x8(w)) throw std::invalid_argument("pack_x8: not a Q4_0 or Q4_K matrix of 8k rows");
   if (out.size() != static_cast<std::size_t>(w.rows) * w.row_bytes)
     throw std::invalid_argument("pack_x8: the output is not rows * row_bytes bytes");
   const bool q4_0 = w.type == TensorType::Q4_0;
   const std::int64_t nb = w.cols / (q4_0 ? kernels::q8_block : kernels::q8k_block);
   const std::int64_t group_bytes = q4_0 ? kernels::q4_0_x8_group_bytes : kernels::q4_k_x8_group_bytes;
-  for (std::int64_t g = 0; g < w.rows / 8; ++g) {
-    for (std::int64_t b = 0; b < nb; ++b) {
-      std::uint8_t* dst = out.data() + static_cast<std::size_t>((g * nb + b) * group_bytes);
-      if (q4_0) {
-        pack_q4_0_group_block(w, g, b, dst);
-      } else {
-        pack_q4_k_group_block(w, g, b, dst);
+  const auto pack_groups = [&](std::int64_t first, std::int64_t end) {
+    for (std::int64_t g = first; g < end; ++g) {
+      for (std::int64_t b = 0; b < nb; ++b) {
+        std::uint8_t* dst = out.data() + static_cast<std::size_t>((g * nb + b) * group_bytes);
+        if (q4_0) {
+          pack_q4_0_group_block(w, g, b, dst);
+        } else {
+          pack_q4_k_group_block(w, g, b, dst);
+        }
       }
     }
+  };
+  if (pool != nullptr) {
+    pool->parallel_for(w.rows / 8, pack_groups);
+  } else {
+    pack_groups(0, w.rows / 8);
   }
   WeightMatrix packed = w;
   packed.data = out.data();

@@ -121,10 +121,11 @@ void matmul_group_with(KernelVariant variant, std::span<const MatmulOutput> outp
 //
 // can_pack_x8: Q4_0 or Q4_K in the ROWS layout with a row count that is a multiple of 8.
 // pack_x8 writes `w` in its 8-row layout into `out` (exactly rows * row_bytes bytes) and returns the
-// view of it; std::invalid_argument otherwise. matmul gives the same results for both layouts up to
-// float summation order; dequantize_matrix_row reads either.
+// view of it; std::invalid_argument otherwise. With a pool, the row groups are packed on it (the
+// caller's rules for the pool apply). matmul gives the same results for both layouts up to float
+// summation order; dequantize_matrix_row reads either.
 bool can_pack_x8(const WeightMatrix& w) noexcept;
-WeightMatrix pack_x8(const WeightMatrix& w, std::span<std::uint8_t> out);
+WeightMatrix pack_x8(const WeightMatrix& w, std::span<std::uint8_t> out, ComputePool* pool = nullptr);
 
 // Copies row `r` of `w` (e.g. a token's embedding) into `out` as floats (out.size() == cols).
 void dequantize_matrix_row(const WeightMatrix& w, std::int64_t r, std::span<float> out);

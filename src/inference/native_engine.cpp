@@ -178,6 +178,7 @@ asio::awaitable<void> NativeEngine::do_initialize() {
     l->shard = shard;
     l->tokenizer.emplace(Tokenizer::from_gguf(l->file));
     l->pool = std::make_unique<ComputePool>(options.threads);
+    l->repacked.set_pool(l->pool.get());  // this compute thread owns the pool
     auto runtime = build_runtime(l->file, c, *l->pool, l->repacked, shard);
     if (options.read_ahead) runtime->weights->fault_in();
     l->loaded_weight_bytes = runtime->weights->weight_bytes();

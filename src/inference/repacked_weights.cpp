@@ -36,7 +36,7 @@ WeightMatrix RepackedWeights::matrix(const WeightMatrix& w, bool release_source)
   }
   const std::uint64_t size = static_cast<std::uint64_t>(w.rows) * w.row_bytes;
   HugePageBuffer bytes(size);
-  const WeightMatrix packed = pack_x8(w, bytes.bytes());
+  const WeightMatrix packed = pack_x8(w, bytes.bytes(), pool_);
   copies_.emplace(w.data, std::move(bytes));  // moving keeps the buffer, so `packed` stays valid
   if (release_source) release_pages(w.data, size);
   return packed;

@@ -12,6 +12,8 @@
 //   stays about the size of the weights. Never for memory the process owns, which it would zero.
 // - Copies live in HugePageBuffers (2 MiB pages where the kernel grants them: fewer TLB misses while
 //   the kernels stream them).
+// - Packing runs on the pool given to set_pool() (the pool's rules apply: nobody else may run work on
+//   it meanwhile; the engine packs on its compute thread, which owns the pool), else on the caller.
 // - Thread-safe (one mutex). Views stay valid for the object's life: it must outlive every
 //   ModelWeights loaded with it. A copy is kept until destruction, even when no layer range uses
 //   it any more (as the file's pages would stay mapped).
@@ -33,11 +35,13 @@ class RepackedWeights {
   RepackedWeights& operator=(const RepackedWeights&) = delete;
 
   WeightMatrix matrix(const WeightMatrix& w, bool release_source);
+  void set_pool(ComputePool* pool) noexcept { pool_ = pool; }
   // Bytes held in repacked copies.
   std::uint64_t bytes() const;
 
  private:
   KernelVariant variant_;
+  ComputePool* pool_ = nullptr;
   mutable std::mutex mutex_;
   std::map<const std::uint8_t*, HugePageBuffer> copies_;  // by source address
 };

@@ -412,6 +412,9 @@ TEST_P(MatmulVariantTest, PackedMatricesReadBackExactlyAndMultiplyLikeTheRowLayo
         std::vector<std::uint8_t> packed_bytes(m.bytes.size());
         const WeightMatrix packed = pack_x8(m.view(), packed_bytes);
         ASSERT_EQ(packed.layout, type == TensorType::Q4_0 ? WeightLayout::Q4_0_X8 : WeightLayout::Q4_K_X8);
+        std::vector<std::uint8_t> packed_on_pool(m.bytes.size());
+        pack_x8(m.view(), packed_on_pool, &pool);
+        ASSERT_EQ(packed_on_pool, packed_bytes) << "packing on the pool writes the same bytes";
         std::vector<float> original(static_cast<std::size_t>(cols));
         std::vector<float> unpacked(original.size());
         for (std::int64_t r = 0; r < rows; ++r) {
