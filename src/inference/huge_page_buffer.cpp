@@ -3,7 +3,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include <cstdlib>
+#include <cstdint>
 #include <new>
 #include <utility>
 
@@ -38,8 +38,7 @@ HugePageBuffer::HugePageBuffer(std::size_t size) : size_(size) {
   data_ = reinterpret_cast<std::uint8_t*>(aligned);
   // NOLINTEND(performance-no-int-to-ptr)
   mapped_ = length;
-  if (!getenv("EXO_NO_THP"))
-    static_cast<void>(::madvise(data_, mapped_, MADV_HUGEPAGE));  // advice only: see the contract
+  static_cast<void>(::madvise(data_, mapped_, MADV_HUGEPAGE));  // advice only: see the contract
 }
 
 HugePageBuffer::~HugePageBuffer() {
