@@ -278,13 +278,17 @@ VectorOps portable_vector_ops() noexcept {
 
 namespace {
 
+// Level i (0..31) of row `in_group` in a 128-byte X8 level block (a Q4_0_X8 block's levels, or one
+// Q4_K_X8 sub-block's).
+int x8_level(const std::uint8_t* levels, int in_group, int i) {
+  const std::uint8_t byte = levels[32 * (i / 8) + 4 * in_group + i % 4];
+  return (i % 8) < 4 ? byte & 0x0F : byte >> 4;
+}
+
 void unpack_q4_0_group_block(const std::uint8_t* src, int in_group, std::uint8_t* dst) {
   dst[0] = src[2 * in_group];
   dst[1] = src[2 * in_group + 1];
-  const auto level = [&](int i) {
-    const std::uint8_t byte = src[16 + 32 * (i / 8) + 4 * in_group + i % 4];
-    return (i % 8) < 4 ? byte & 0x0F : byte >> 4;
-  };
+  const auto level = [&](int i) { return x8_level(src + 16, in_group, i); };
   for (int k = 0; k < 16; ++k) dst[2 + k] = static_cast<std::uint8_t>(level(k) | (level(k + 16) << 4));
 }
 
@@ -303,12 +307,8 @@ void unpack_q4_k_group_block(const std::uint8_t* src, int in_group, std::uint8_t
                                         (((high_bits >> (4 + 2 * upper)) & 0x03) << 4));
   }
   blocks::pack_k4_scales_mins(scales, mins, dst + 4);
-  // Level of value v (sub-block v / 32): as a Q4_0_X8 block's level v % 32.
-  const auto level = [&](int v) {
-    const int i = v % 32;
-    const std::uint8_t byte = src[128 + 128 * (v / 32) + 32 * (i / 8) + 4 * in_group + i % 4];
-    return (i % 8) < 4 ? byte & 0x0F : byte >> 4;
-  };
+  // Value v: level v % 32 of sub-block v / 32.
+  const auto level = [&](int v) { return x8_level(src + 128 + 128 * (v / 32), in_group, v % 32); };
   for (int c = 0; c < 4; ++c)
     for (int l = 0; l < 32; ++l)
       dst[16 + 32 * c + l] = static_cast<std::uint8_t>(level(64 * c + l) | (level(64 * c + 32 + l) << 4));

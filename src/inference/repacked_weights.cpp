@@ -27,17 +27,11 @@ WeightMatrix RepackedWeights::matrix(const WeightMatrix& w, bool release_source)
   // The X8 kernels pay off with AVX2; the portable path reads the row layout faster.
   if (variant_ != KernelVariant::AVX2 || !can_pack_x8(w)) return w;
   const std::lock_guard lock(mutex_);
-  auto it = copies_.find(w.data);
-  if (it != copies_.end()) {
-    WeightMatrix packed = w;
-    packed.data = it->second.data();
-    packed.layout = w.type == TensorType::Q4_0 ? WeightLayout::Q4_0_X8 : WeightLayout::Q4_K_X8;
-    return packed;
-  }
+  if (const auto it = copies_.find(w.data); it != copies_.end()) return it->second.view;
   const std::uint64_t size = static_cast<std::uint64_t>(w.rows) * w.row_bytes;
   HugePageBuffer bytes(size);
   const WeightMatrix packed = pack_x8(w, bytes.bytes(), pool_);
-  copies_.emplace(w.data, std::move(bytes));  // moving keeps the buffer, so `packed` stays valid
+  copies_.emplace(w.data, Copy{std::move(bytes), packed});
   if (release_source) release_pages(w.data, size);
   return packed;
 }
@@ -45,7 +39,7 @@ WeightMatrix RepackedWeights::matrix(const WeightMatrix& w, bool release_source)
 std::uint64_t RepackedWeights::bytes() const {
   const std::lock_guard lock(mutex_);
   std::uint64_t total = 0;
-  for (const auto& [source, copy] : copies_) total += copy.size();
+  for (const auto& [source, copy] : copies_) total += copy.bytes.size();
   return total;
 }
 

@@ -43,7 +43,11 @@ class RepackedWeights {
   KernelVariant variant_;
   ComputePool* pool_ = nullptr;
   mutable std::mutex mutex_;
-  std::map<const std::uint8_t*, HugePageBuffer> copies_;  // by source address
+  struct Copy {
+    HugePageBuffer bytes;
+    WeightMatrix view;  // the packed matrix, pointing into `bytes` (moving a buffer keeps its address)
+  };
+  std::map<const std::uint8_t*, Copy> copies_;  // by source address
 };
 
 }  // namespace exo::inference
