@@ -222,10 +222,28 @@ WeightMatrix WeightMatrix::of(const GgufTensor& tensor) {
   return w;
 }
 
+namespace {
+
+// The 8-row layout of a type in the ROWS layout; ROWS when it has none.
+WeightLayout x8_layout_of(TensorType type) noexcept {
+  switch (type) {
+    case TensorType::Q4_0:
+      return WeightLayout::Q4_0_X8;
+    case TensorType::Q8_0:
+      return WeightLayout::Q8_0_X8;
+    case TensorType::Q4_K:
+      return WeightLayout::Q4_K_X8;
+    default:
+      return WeightLayout::ROWS;
+  }
+}
+
+}  // namespace
+
 bool can_pack_x8(const WeightMatrix& w) noexcept {
-  const std::int64_t block = w.type == TensorType::Q4_0 ? kernels::q8_block : kernels::q8k_block;
-  return (w.type == TensorType::Q4_0 || w.type == TensorType::Q4_K) && w.layout == WeightLayout::ROWS &&
-         w.rows > 0 && w.rows % 8 == 0 && w.cols > 0 && w.cols % block == 0;
+  const WeightLayout layout = x8_layout_of(w.type);
+  return layout != WeightLayout::ROWS && w.layout == WeightLayout::ROWS && w.rows > 0 && w.rows % 8 == 0 &&
+         w.cols > 0 && w.cols % kernels::x8_block(layout).values == 0;
 }
 
 namespace {
@@ -241,6 +259,15 @@ void pack_q4_0_group_block(const WeightMatrix& w, std::int64_t g, std::int64_t b
         dst[16 + 32 * j + 4 * r + m] =
             static_cast<std::uint8_t>(level(8 * j + m) | (level(8 * j + 4 + m) << 4));
     }
+  }
+}
+
+void pack_q8_0_group_block(const WeightMatrix& w, std::int64_t g, std::int64_t b, std::uint8_t* dst) {
+  for (int r = 0; r < 8; ++r) {
+    const std::uint8_t* src = w.row(g * 8 + r) + b * kernels::q8_0_block_bytes;
+    dst[2 * r] = src[0];
+    dst[2 * r + 1] = src[1];
+    for (int k = 0; k < 8; ++k) std::memcpy(dst + 16 + 32 * k + 4 * r, src + 2 + 4 * k, 4);
   }
 }
 
@@ -284,20 +311,27 @@ void pack_q4_k_group_block(const WeightMatrix& w, std::int64_t g, std::int64_t b
 }  // namespace
 
 WeightMatrix pack_x8(const WeightMatrix& w, std::span<std::uint8_t> out, ComputePool* pool) {
-  if (!can_pack_x8(w)) throw std::invalid_argument("pack_x8: not a Q4_0 or Q4_K matrix of 8k rows");
+  if (!can_pack_x8(w)) throw std::invalid_argument("pack_x8: not a Q4_0, Q8_0 or Q4_K matrix of 8k rows");
   if (out.size() != static_cast<std::size_t>(w.rows) * w.row_bytes)
     throw std::invalid_argument("pack_x8: the output is not rows * row_bytes bytes");
-  const bool q4_0 = w.type == TensorType::Q4_0;
-  const std::int64_t nb = w.cols / (q4_0 ? kernels::q8_block : kernels::q8k_block);
-  const std::int64_t group_bytes = q4_0 ? kernels::q4_0_x8_group_bytes : kernels::q4_k_x8_group_bytes;
+  const WeightLayout layout = x8_layout_of(w.type);
+  const kernels::X8Block block = kernels::x8_block(layout);
+  const std::int64_t nb = w.cols / block.values;
+  const std::int64_t group_bytes = 8 * block.row_bytes;
   const auto pack_groups = [&](std::int64_t first, std::int64_t end) {
     for (std::int64_t g = first; g < end; ++g) {
       for (std::int64_t b = 0; b < nb; ++b) {
         std::uint8_t* dst = out.data() + static_cast<std::size_t>((g * nb + b) * group_bytes);
-        if (q4_0) {
-          pack_q4_0_group_block(w, g, b, dst);
-        } else {
-          pack_q4_k_group_block(w, g, b, dst);
+        switch (layout) {
+          case WeightLayout::Q4_0_X8:
+            pack_q4_0_group_block(w, g, b, dst);
+            break;
+          case WeightLayout::Q8_0_X8:
+            pack_q8_0_group_block(w, g, b, dst);
+            break;
+          default:
+            pack_q4_k_group_block(w, g, b, dst);
+            break;
         }
       }
     }
@@ -309,7 +343,7 @@ WeightMatrix pack_x8(const WeightMatrix& w, std::span<std::uint8_t> out, Compute
   }
   WeightMatrix packed = w;
   packed.data = out.data();
-  packed.layout = q4_0 ? WeightLayout::Q4_0_X8 : WeightLayout::Q4_K_X8;
+  packed.layout = layout;
   return packed;
 }
 

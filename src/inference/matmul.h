@@ -38,6 +38,7 @@ namespace exo::inference {
 enum class WeightLayout : std::uint8_t {
   ROWS,     // ggml's: row after row, row_bytes each
   Q4_0_X8,  // Q4_0 in groups of 8 rows (pack_x8), the same size as ROWS
+  Q8_0_X8,  // Q8_0 in groups of 8 rows (pack_x8), the same size as ROWS
   Q4_K_X8,  // Q4_K in groups of 8 rows (pack_x8), the same size as ROWS
 };
 
@@ -111,6 +112,10 @@ void matmul_group_with(KernelVariant variant, std::span<const MatmulOutput> outp
 // 8 rows side by side, so the kernels multiply one broadcast group of 4 activation levels with all 8
 // rows and the rows' dot products end up in the lanes of one vector (no horizontal sums).
 //
+// The Q8_0_X8 layout, on the same plan: per group of 8 rows and per 32-value block (272 bytes, at
+// (group * cols / 32 + block) * 272), the 8 rows' f16 scales, then 8 chunks of 32 bytes; byte
+// 4 * r + m of chunk k holds row r's (signed) level of value 4k + m.
+//
 // The Q4_K_X8 layout, on the same plan: per group of 8 rows and per 256-value super-block (1152
 // bytes, at (group * cols / 256 + block) * 1152): the 8 rows' f16 d, their 8 f16 dmin, then the 64
 // sub-block scales and 64 mins (index 8 * j + r for sub-block j of row r) in 96 bytes: bytes 32..63
@@ -119,7 +124,7 @@ void matmul_group_with(KernelVariant variant, std::span<const MatmulOutput> outp
 // min k + 32); then per sub-block j (32 values) 128 bytes of levels arranged as one Q4_0_X8 block's.
 // The kernels unpack scales and mins once per 8 rows with a few vector instructions.
 //
-// can_pack_x8: Q4_0 or Q4_K in the ROWS layout with a row count that is a multiple of 8.
+// can_pack_x8: Q4_0, Q8_0 or Q4_K in the ROWS layout with a row count that is a multiple of 8.
 // pack_x8 writes `w` in its 8-row layout into `out` (exactly rows * row_bytes bytes) and returns the
 // view of it; std::invalid_argument otherwise. With a pool, the row groups are packed on it (the
 // caller's rules for the pool apply). matmul gives the same results for both layouts up to float

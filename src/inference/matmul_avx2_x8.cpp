@@ -1,4 +1,4 @@
-// AVX2 + FMA + F16C kernels of the 8-row layouts (Q4_0_X8, Q4_K_X8; matmul.h). Compiled with the
+// AVX2 + FMA + F16C kernels of the 8-row layouts (Q4_0_X8, Q8_0_X8, Q4_K_X8; matmul.h). Compiled with the
 // same flags as matmul_avx2.cpp and called only after the same CPU check. Each tile is 8 rows x NT
 // tokens: the 8 rows' dot products are the 8 lanes of one vector, so no horizontal sums are needed.
 #include <immintrin.h>
@@ -61,39 +61,79 @@ void x8_entry(const WeightMatrix& w, const Activations& x, float* y, I64 row_beg
 }
 
 // ---------------------------------------------------------------------------------------------
-// Q4_0 in the Q4_0_X8 layout (matmul.h): 8 rows x NT tokens per tile. Per block, the 4 chunks give 8
-// vectors of 4 consecutive levels of each row; each is multiplied with the matching 4 activation
-// levels broadcast to all lanes, and the products add up in 16 bits (8 steps of at most
-// 2 * 15 * 127) before one widening: the 8 rows' dot products are the 8 lanes, with no horizontal
-// sums, and the rows' scales load as one vector.
-struct Q4_0X8Kernel {
+// The 32-value layouts (Q4_0_X8, Q8_0_X8): 8 rows x NT tokens per tile. Per block, the rows' 8 f16
+// scales, then the levels; `Levels` gives the 8 rows' integer dot products with each token's
+// activation block as the 8 lanes of one vector, so there are no horizontal sums and the rows'
+// scales load as one vector.
+template <class Levels>
+struct Block32X8Kernel {
   template <int NT>
   static void tile(const WeightMatrix& w, const Activations& x, float* y, I64 r0, I64 t0) {
     const I64 nb = w.cols / q8_block;
-    const std::uint8_t* group = w.data + (r0 / 8) * nb * q4_0_x8_group_bytes;
-    const __m256i ones = _mm256_set1_epi16(1);
+    const std::uint8_t* group = w.data + (r0 / 8) * nb * Levels::group_bytes;
     __m256 acc[NT];
 #pragma GCC unroll 4
     for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
     for (I64 b = 0; b < nb; ++b) {
-      const std::uint8_t* block = group + b * q4_0_x8_group_bytes;
-      prefetch(block);
-      prefetch(block + 64);
-      prefetch(block + 128);
-      const __m256 scales = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block)));
-      __m256i levels[8];
-      unpack_levels(block + 16, levels);
+      const std::uint8_t* block = group + b * Levels::group_bytes;
+#pragma GCC unroll 5
+      for (int line = 0; line < Levels::group_bytes; line += 64) prefetch(block + line);
+      const ActQ8* xs[NT];
 #pragma GCC unroll 4
-      for (int t = 0; t < NT; ++t) {
-        const ActQ8& a = x.q8[(t0 + t) * nb + b];
-        const __m256i sums16 = level_dots16(levels, a.qs);
-        const __m256i dots = _mm256_sub_epi32(_mm256_madd_epi16(sums16, ones), _mm256_set1_epi32(8 * a.sum));
-        acc[t] =
-            _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots), _mm256_mul_ps(scales, _mm256_set1_ps(a.d)), acc[t]);
-      }
+      for (int t = 0; t < NT; ++t) xs[t] = x.q8 + (t0 + t) * nb + b;
+      __m256i dots[NT];
+      Levels::template dots<NT>(block + 16, xs, dots);
+      const __m256 scales = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block)));
+#pragma GCC unroll 4
+      for (int t = 0; t < NT; ++t)
+        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[t]), _mm256_mul_ps(scales, _mm256_set1_ps(xs[t]->d)),
+                                 acc[t]);
     }
 #pragma GCC unroll 4
     for (int t = 0; t < NT; ++t) _mm256_storeu_ps(y + (t0 + t) * w.rows + r0, acc[t]);
+  }
+};
+
+// Q4_0_X8 levels: the 4 chunks give 8 vectors of 4 consecutive levels of each row; each is
+// multiplied with the matching 4 activation levels broadcast to all lanes, and the products add up
+// in 16 bits (8 steps of at most 2 * 15 * 127) before one widening; the zero point 8 comes off as
+// 8 * sum(activation levels).
+struct Q4_0X8Levels {
+  static constexpr int group_bytes = q4_0_x8_group_bytes;
+  template <int NT>
+  static void dots(const std::uint8_t* chunks, const ActQ8* const (&xs)[NT], __m256i (&out)[NT]) {
+    __m256i levels[8];
+    unpack_levels(chunks, levels);
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; ++t)
+      out[t] = _mm256_sub_epi32(_mm256_madd_epi16(level_dots16(levels, xs[t]->qs), _mm256_set1_epi16(1)),
+                                _mm256_set1_epi32(8 * xs[t]->sum));
+  }
+};
+
+// Q8_0_X8 levels: each of the 8 chunks holds 4 consecutive signed levels of each row; vpmaddubsw
+// multiplies the chunk's magnitudes (taken once per tile) with the broadcast activation levels
+// carrying the chunk's signs. A product pair can reach 2 * 128 * 127, so each is widened to 32 bits
+// before the 8 are summed.
+struct Q8_0X8Levels {
+  static constexpr int group_bytes = q8_0_x8_group_bytes;
+  template <int NT>
+  static void dots(const std::uint8_t* chunks, const ActQ8* const (&xs)[NT], __m256i (&out)[NT]) {
+    const __m256i ones = _mm256_set1_epi16(1);
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; ++t) out[t] = _mm256_setzero_si256();
+#pragma GCC unroll 8
+    for (int k = 0; k < 8; ++k) {
+      const __m256i levels = load256(chunks + 32 * k);
+      const __m256i magnitude = _mm256_sign_epi8(levels, levels);
+#pragma GCC unroll 4
+      for (int t = 0; t < NT; ++t) {
+        const auto* qs = reinterpret_cast<const std::uint8_t*>(xs[t]->qs);
+        const __m256i signed_x =
+            _mm256_sign_epi8(_mm256_set1_epi32(static_cast<int>(u32(qs + 4 * k))), levels);
+        out[t] = _mm256_add_epi32(out[t], _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, signed_x), ones));
+      }
+    }
   }
 };
 
@@ -205,7 +245,17 @@ struct Q4KX8Kernel {
 }  // namespace
 
 RowKernel avx2_x8_kernel(WeightLayout layout) noexcept {
-  return layout == WeightLayout::Q4_K_X8 ? x8_entry<Q4KX8Kernel> : x8_entry<Q4_0X8Kernel>;
+  switch (layout) {
+    case WeightLayout::Q4_0_X8:
+      return x8_entry<Block32X8Kernel<Q4_0X8Levels>>;
+    case WeightLayout::Q8_0_X8:
+      return x8_entry<Block32X8Kernel<Q8_0X8Levels>>;
+    case WeightLayout::Q4_K_X8:
+      return x8_entry<Q4KX8Kernel>;
+    case WeightLayout::ROWS:
+      break;
+  }
+  return nullptr;
 }
 
 }  // namespace exo::inference::kernels

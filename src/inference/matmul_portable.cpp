@@ -292,6 +292,12 @@ void unpack_q4_0_group_block(const std::uint8_t* src, int in_group, std::uint8_t
   for (int k = 0; k < 16; ++k) dst[2 + k] = static_cast<std::uint8_t>(level(k) | (level(k + 16) << 4));
 }
 
+void unpack_q8_0_group_block(const std::uint8_t* src, int in_group, std::uint8_t* dst) {
+  dst[0] = src[2 * in_group];
+  dst[1] = src[2 * in_group + 1];
+  for (int k = 0; k < 8; ++k) std::memcpy(dst + 2 + 4 * k, src + 16 + 32 * k + 4 * in_group, 4);
+}
+
 void unpack_q4_k_group_block(const std::uint8_t* src, int in_group, std::uint8_t* dst) {
   std::memcpy(dst, src + 2 * in_group, 2);           // d
   std::memcpy(dst + 2, src + 16 + 2 * in_group, 2);  // dmin
@@ -317,19 +323,23 @@ void unpack_q4_k_group_block(const std::uint8_t* src, int in_group, std::uint8_t
 }  // namespace
 
 void unpack_x8_row(const WeightMatrix& w, std::int64_t r, std::uint8_t* out) noexcept {
-  const bool q4_0 = w.layout == WeightLayout::Q4_0_X8;
-  const std::int64_t nb = w.cols / (q4_0 ? q8_block : q8k_block);
-  const std::int64_t group_bytes = q4_0 ? q4_0_x8_group_bytes : q4_k_x8_group_bytes;
-  const std::int64_t block_bytes = q4_0 ? q4_0_block_bytes : q4_k_block_bytes;
+  const X8Block block = x8_block(w.layout);
+  const std::int64_t nb = w.cols / block.values;
   const std::int64_t g = r / 8;
   const auto in_group = static_cast<int>(r % 8);
   for (std::int64_t b = 0; b < nb; ++b) {
-    const std::uint8_t* src = w.data + (g * nb + b) * group_bytes;
-    std::uint8_t* dst = out + b * block_bytes;
-    if (q4_0) {
-      unpack_q4_0_group_block(src, in_group, dst);
-    } else {
-      unpack_q4_k_group_block(src, in_group, dst);
+    const std::uint8_t* src = w.data + (g * nb + b) * 8 * block.row_bytes;
+    std::uint8_t* dst = out + b * block.row_bytes;
+    switch (w.layout) {
+      case WeightLayout::Q4_0_X8:
+        unpack_q4_0_group_block(src, in_group, dst);
+        break;
+      case WeightLayout::Q8_0_X8:
+        unpack_q8_0_group_block(src, in_group, dst);
+        break;
+      default:
+        unpack_q4_k_group_block(src, in_group, dst);
+        break;
     }
   }
 }

@@ -273,7 +273,7 @@ TEST_P(MatmulVariantTest, ExtremeLevelsAndActivationsDoNotOverflowTheIntegerSums
       const std::vector<float> x(static_cast<std::size_t>(n_tokens * cols), x_value);
       std::vector<float> y(static_cast<std::size_t>(n_tokens * rows));
       matmul_with(variant, m.view(), x, n_tokens, y, pool);
-      if (can_pack_x8(m.view())) {  // the packed layout sums 8 steps of products in 16 bits
+      if (can_pack_x8(m.view())) {  // the packed layouts sum their products in another order
         std::vector<std::uint8_t> packed_bytes(m.bytes.size());
         std::vector<float> packed_y(y.size());
         matmul_with(variant, pack_x8(m.view(), packed_bytes), x, n_tokens, packed_y, pool);
@@ -404,14 +404,17 @@ TEST_P(MatmulVariantTest, PackedMatricesReadBackExactlyAndMultiplyLikeTheRowLayo
   const KernelVariant variant = GetParam();
   ComputePool pool(2);
   std::mt19937 rng(31);
-  for (TensorType type : {TensorType::Q4_0, TensorType::Q4_K}) {
+  for (TensorType type : {TensorType::Q4_0, TensorType::Q8_0, TensorType::Q4_K}) {
     for (std::int64_t cols : awkward_cols(type)) {
       for (std::int64_t rows : {8, 16, 40}) {
         const RandomMatrix m = random_blocks(type, rows, cols, rng);
         ASSERT_TRUE(can_pack_x8(m.view()));
         std::vector<std::uint8_t> packed_bytes(m.bytes.size());
         const WeightMatrix packed = pack_x8(m.view(), packed_bytes);
-        ASSERT_EQ(packed.layout, type == TensorType::Q4_0 ? WeightLayout::Q4_0_X8 : WeightLayout::Q4_K_X8);
+        const WeightLayout expected_layout = type == TensorType::Q4_0   ? WeightLayout::Q4_0_X8
+                                             : type == TensorType::Q8_0 ? WeightLayout::Q8_0_X8
+                                                                        : WeightLayout::Q4_K_X8;
+        ASSERT_EQ(packed.layout, expected_layout);
         std::vector<std::uint8_t> packed_on_pool(m.bytes.size());
         pack_x8(m.view(), packed_on_pool, &pool);
         ASSERT_EQ(packed_on_pool, packed_bytes) << "packing on the pool writes the same bytes";
@@ -442,17 +445,19 @@ TEST_P(MatmulVariantTest, PackedMatricesReadBackExactlyAndMultiplyLikeTheRowLayo
   }
 }
 
-TEST(Matmul, PackingAppliesOnlyToQ4_0AndQ4_KMatricesOfWholeRowGroups) {
+TEST(Matmul, PackingAppliesOnlyToQ4_0Q8_0AndQ4_KMatricesOfWholeRowGroups) {
   std::mt19937 rng(3);
   const RandomMatrix seven_rows = random_blocks(TensorType::Q4_0, 7, 64, rng);
+  const RandomMatrix seven_q8_rows = random_blocks(TensorType::Q8_0, 7, 64, rng);
   const RandomMatrix seven_k_rows = random_blocks(TensorType::Q4_K, 7, 256, rng);
-  const RandomMatrix q8 = random_blocks(TensorType::Q8_0, 8, 64, rng);
+  const RandomMatrix q4_1 = random_blocks(TensorType::Q4_1, 8, 64, rng);
   const RandomMatrix q6_k = random_blocks(TensorType::Q6_K, 8, 256, rng);
   EXPECT_FALSE(can_pack_x8(seven_rows.view()));
+  EXPECT_FALSE(can_pack_x8(seven_q8_rows.view()));
   EXPECT_FALSE(can_pack_x8(seven_k_rows.view()));
-  EXPECT_FALSE(can_pack_x8(q8.view()));
+  EXPECT_FALSE(can_pack_x8(q4_1.view()));
   EXPECT_FALSE(can_pack_x8(q6_k.view()));
-  for (TensorType type : {TensorType::Q4_0, TensorType::Q4_K}) {
+  for (TensorType type : {TensorType::Q4_0, TensorType::Q8_0, TensorType::Q4_K}) {
     const RandomMatrix ok = random_blocks(type, 8, 256, rng);
     std::vector<std::uint8_t> out(ok.bytes.size());
     EXPECT_THROW(pack_x8(seven_rows.view(), out), std::invalid_argument);
