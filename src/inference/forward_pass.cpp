@@ -197,41 +197,43 @@ void ForwardPass::attention(std::int64_t index, std::int64_t n, std::int64_t fir
   const std::span<const float> keys = cache.keys(index);
   const std::span<const float> values = cache.values(index);
   const float scale = 1.0F / std::sqrt(static_cast<float>(hd));
-  const std::int64_t items = n * c.n_head;
   const std::int64_t context = first_position + n;
+  // A work item is one key/value head for up to tokens_per_tile positions: its group's query heads
+  // at those positions share every block of keys and values the kernel reads.
+  constexpr std::int64_t tokens_per_tile = 4;
+  const std::int64_t tiles = (n + tokens_per_tile - 1) / tokens_per_tile;
+  const std::int64_t items = tiles * c.n_head_kv;
 
   auto run_items = [&](std::int64_t begin, std::int64_t end) {
-    std::vector<float> scores(static_cast<std::size_t>(context));
-    std::vector<float> out(static_cast<std::size_t>(hd));
+    std::vector<float> scratch(static_cast<std::size_t>(tokens_per_tile * group * context));
+    std::vector<const float*> queries;
+    std::vector<std::int64_t> visible;
+    std::vector<float*> outputs;
     for (std::int64_t item = begin; item < end; ++item) {
-      const std::int64_t t = item / c.n_head;
-      const std::int64_t h = item % c.n_head;
-      const std::int64_t kv_head = h / group;
-      const std::int64_t visible = first_position + t + 1;  // causal: positions 0..first_position + t
-      const float* q = q_.data() + t * q_dim + h * hd;
-      float best = -INFINITY;
-      for (std::int64_t p = 0; p < visible; ++p) {
-        const float* k = keys.data() + p * kv_dim + kv_head * hd;
-        const float dot = dot_f32(q, k, hd) * scale;
-        scores[static_cast<std::size_t>(p)] = dot;
-        best = std::max(best, dot);
+      const std::int64_t first_token = item / c.n_head_kv * tokens_per_tile;
+      const std::int64_t kv_head = item % c.n_head_kv;
+      queries.clear();
+      visible.clear();
+      outputs.clear();
+      for (std::int64_t t = first_token; t < std::min(n, first_token + tokens_per_tile); ++t) {
+        for (std::int64_t h = kv_head * group; h < (kv_head + 1) * group; ++h) {
+          queries.push_back(q_.data() + t * q_dim + h * hd);
+          visible.push_back(first_position + t + 1);  // causal: positions 0..first_position + t
+          outputs.push_back(attn_.data() + t * q_dim + h * hd);
+        }
       }
-      double total = 0;
-      for (std::int64_t p = 0; p < visible; ++p) {
-        const float e = std::exp(scores[static_cast<std::size_t>(p)] - best);
-        scores[static_cast<std::size_t>(p)] = e;
-        total += e;
-      }
-      const auto inverse = static_cast<float>(1.0 / total);
-      std::fill(out.begin(), out.end(), 0.0F);
-      for (std::int64_t p = 0; p < visible; ++p) {
-        const float weight = scores[static_cast<std::size_t>(p)] * inverse;
-        add_scaled_f32(out.data(), values.data() + p * kv_dim + kv_head * hd, weight, hd);
-      }
-      std::copy(out.begin(), out.end(), attn_.begin() + t * q_dim + h * hd);
+      const AttentionRows rows{.keys = keys.data() + kv_head * hd,
+                               .values = values.data() + kv_head * hd,
+                               .stride = kv_dim,
+                               .head_dim = hd,
+                               .scale = scale,
+                               .q = queries,
+                               .visible = visible,
+                               .out = outputs};
+      attend_f32(rows, scratch.data());
     }
   };
-  pool_->parallel_for(items, run_items, grain_for(context * hd * 2));
+  pool_->parallel_for(items, run_items, grain_for(tokens_per_tile * group * context * hd * 2));
 }
 
 }  // namespace exo::inference

@@ -494,25 +494,16 @@ const kernels::VectorOps& best_vector_ops() noexcept {
 
 }  // namespace
 
-float dot_f32(const float* a, const float* b, std::int64_t n) noexcept {
-  return best_vector_ops().dot(a, b, n);
-}
-
-void add_scaled_f32(float* out, const float* v, float weight, std::int64_t n) noexcept {
-  best_vector_ops().add_scaled(out, v, weight, n);
-}
-
 void silu_mul_f32(float* gate, const float* up, std::int64_t n) noexcept {
   best_vector_ops().silu_mul(gate, up, n);
 }
 
-float dot_f32_with(KernelVariant variant, const float* a, const float* b, std::int64_t n) noexcept {
-  return vector_ops(variant).dot(a, b, n);
+void attend_f32(const AttentionRows& rows, float* scratch) noexcept {
+  best_vector_ops().attend(rows, scratch);
 }
 
-void add_scaled_f32_with(KernelVariant variant, float* out, const float* v, float weight,
-                         std::int64_t n) noexcept {
-  vector_ops(variant).add_scaled(out, v, weight, n);
+void attend_f32_with(KernelVariant variant, const AttentionRows& rows, float* scratch) noexcept {
+  vector_ops(variant).attend(rows, scratch);
 }
 
 void silu_mul_f32_with(KernelVariant variant, float* gate, const float* up, std::int64_t n) noexcept {

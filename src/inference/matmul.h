@@ -80,17 +80,34 @@ void matmul(const WeightMatrix& w, std::span<const float> x, std::int64_t n_toke
 void matmul_with(KernelVariant variant, const WeightMatrix& w, std::span<const float> x,
                  std::int64_t n_tokens, std::span<float> y, ComputePool& pool);
 
-// Float vector helpers, on the calling thread, with the best variant's instructions: the dot product
-// of a and b; out[i] += weight * v[i]; gate[i] = silu(gate[i]) * up[i] = gate[i] / (1 + e^-gate[i]) *
-// up[i], for i < n. Summation order and the exponential's last bit (libm's or a 2-ulp polynomial)
-// depend on the variant, so the last bits do too, as for matmul.
-float dot_f32(const float* a, const float* b, std::int64_t n) noexcept;
-void add_scaled_f32(float* out, const float* v, float weight, std::int64_t n) noexcept;
+// Float vector helpers, on the calling thread, with the best variant's instructions. silu_mul:
+// gate[i] = silu(gate[i]) * up[i] = gate[i] / (1 + e^-gate[i]) * up[i], for i < n. Summation order
+// and the exponential's last bit (libm's or a 2-ulp polynomial) depend on the variant, so the last
+// bits do too, as for matmul.
 void silu_mul_f32(float* gate, const float* up, std::int64_t n) noexcept;
-float dot_f32_with(KernelVariant variant, const float* a, const float* b, std::int64_t n) noexcept;
-void add_scaled_f32_with(KernelVariant variant, float* out, const float* v, float weight,
-                         std::int64_t n) noexcept;
 void silu_mul_f32_with(KernelVariant variant, float* gate, const float* up, std::int64_t n) noexcept;
+
+// Attention rows that share one key/value head (the query heads of a GQA group, at one or more
+// positions): row r computes out[r] = softmax(scale * K q[r]) V over the first visible[r] cached
+// positions. Row p of K and of V starts p * stride floats after `keys` / `values` and holds head_dim
+// values (stride >= head_dim: one head's part of a cache row). Rows read each block of keys and
+// values while it is in cache, so a group costs about one row's memory traffic. The maximum score
+// is subtracted before exponentiating, so large scores cannot overflow. `scratch` holds at least
+// q.size() * max(visible) floats; every visible[r] >= 1 and the keys and values of
+// max(visible) positions exist. The variants differ in summation order and in the exponential's
+// last bits (as for silu_mul_f32).
+struct AttentionRows {
+  const float* keys = nullptr;
+  const float* values = nullptr;
+  std::int64_t stride = 0;
+  std::int64_t head_dim = 0;
+  float scale = 1.0F;
+  std::span<const float* const> q;
+  std::span<const std::int64_t> visible;
+  std::span<float* const> out;
+};
+void attend_f32(const AttentionRows& rows, float* scratch) noexcept;
+void attend_f32_with(KernelVariant variant, const AttentionRows& rows, float* scratch) noexcept;
 
 // Several products of one input, e.g. a layer's Q, K and V projections: y_i = W_i x for every
 // output. The input is quantized once per activation format the matrices need and all their rows

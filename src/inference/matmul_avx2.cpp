@@ -17,6 +17,7 @@
 // fits in 16 bits).
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <utility>
@@ -739,10 +740,141 @@ void silu_mul_avx2(float* gate, const float* up, std::int64_t n) noexcept {
   for (; i < n; ++i) gate[i] = gate[i] / (1.0F + std::exp(-gate[i])) * up[i];
 }
 
+// The lane sums of 8 vectors as the 8 lanes of one: lane j is the sum of v[j]'s lanes.
+inline __m256 sum_lanes8_ps(const __m256 (&v)[8]) {
+  const __m256 ab = _mm256_hadd_ps(_mm256_hadd_ps(v[0], v[1]), _mm256_hadd_ps(v[2], v[3]));
+  const __m256 cd = _mm256_hadd_ps(_mm256_hadd_ps(v[4], v[5]), _mm256_hadd_ps(v[6], v[7]));
+  // ab: the 4-lane sums of v[0..3] from each 128-bit half; cd: those of v[4..7].
+  return _mm256_add_ps(_mm256_permute2f128_ps(ab, cd, 0x20), _mm256_permute2f128_ps(ab, cd, 0x31));
+}
+
+// Scores of row r (in scratch) for positions [0, visible): 8 keys at a time (8 dot products side by
+// side, reduced into one vector), then one at a time. Returns the maximum.
+float row_scores(const AttentionRows& rows, std::size_t r, std::int64_t from, float* scores) noexcept {
+  const std::int64_t visible = rows.visible[r];
+  float best = -INFINITY;
+  for (std::int64_t p = from; p < visible; ++p) {
+    scores[p] = dot_avx2(rows.q[r], rows.keys + p * rows.stride, rows.head_dim) * rows.scale;
+    best = std::max(best, scores[p]);
+  }
+  return best;
+}
+
+// Turns scores [0, visible) into softmax weights in place, given their maximum.
+void softmax_in_place(float* scores, std::int64_t visible, float best) noexcept {
+  const __m256 best_v = _mm256_set1_ps(best);
+  __m256 total8 = _mm256_setzero_ps();
+  std::int64_t p = 0;
+  for (; p + 8 <= visible; p += 8) {
+    const __m256 e = exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(scores + p), best_v));
+    _mm256_storeu_ps(scores + p, e);
+    total8 = _mm256_add_ps(total8, e);
+  }
+  float total = hsum(total8);
+  for (; p < visible; ++p) {
+    scores[p] = std::exp(scores[p] - best);
+    total += scores[p];
+  }
+  const float inverse = 1.0F / total;
+  const __m256 inverse_v = _mm256_set1_ps(inverse);
+  for (p = 0; p + 8 <= visible; p += 8)
+    _mm256_storeu_ps(scores + p, _mm256_mul_ps(_mm256_loadu_ps(scores + p), inverse_v));
+  for (; p < visible; ++p) scores[p] *= inverse;
+}
+
+// Head sizes that are not a multiple of 8: one row at a time with the scalar tails of dot_avx2 and
+// add_scaled_avx2.
+void attend_rows_one_by_one(const AttentionRows& rows, float* scores) noexcept {
+  for (std::size_t r = 0; r < rows.q.size(); ++r) {
+    softmax_in_place(scores, rows.visible[r], row_scores(rows, r, 0, scores));
+    float* const out = rows.out[r];
+    std::fill(out, out + rows.head_dim, 0.0F);
+    for (std::int64_t p = 0; p < rows.visible[r]; ++p)
+      add_scaled_avx2(out, rows.values + p * rows.stride, scores[p], rows.head_dim);
+  }
+}
+
+// Three passes over the rows that share the keys and values. 1: scores, 8 keys at a time for every
+// row (8 dot products side by side, reduced into one vector), so each block of keys is read from
+// memory once and from L1 for the other rows. 2: each row's softmax weights. 3: the weighted values,
+// 64 output values x 16 positions at a time for every row, with the row's 64 sums in registers, so
+// each block of values is likewise read once.
+void attend_avx2(const AttentionRows& rows, float* scratch) noexcept {
+  const std::int64_t hd = rows.head_dim;
+  if (hd % 8 != 0) {
+    attend_rows_one_by_one(rows, scratch);
+    return;
+  }
+  const std::size_t n_rows = rows.q.size();
+  std::int64_t longest = 0;
+  for (const std::int64_t visible : rows.visible) longest = std::max(longest, visible);
+  const auto scores_of = [&](std::size_t r) { return scratch + static_cast<std::int64_t>(r) * longest; };
+
+  const __m256 scale = _mm256_set1_ps(rows.scale);
+  std::int64_t p = 0;
+  for (; p + 8 <= longest; p += 8) {
+    const float* keys = rows.keys + p * rows.stride;
+    for (std::size_t r = 0; r < n_rows; ++r) {
+      if (p >= rows.visible[r]) continue;
+      __m256 acc[8];
+#pragma GCC unroll 8
+      for (int j = 0; j < 8; ++j) acc[j] = _mm256_setzero_ps();
+      for (std::int64_t d = 0; d < hd; d += 8) {
+        const __m256 q = _mm256_loadu_ps(rows.q[r] + d);
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; ++j)
+          acc[j] = _mm256_fmadd_ps(q, _mm256_loadu_ps(keys + j * rows.stride + d), acc[j]);
+      }
+      _mm256_storeu_ps(scores_of(r) + p, _mm256_mul_ps(sum_lanes8_ps(acc), scale));
+    }
+  }
+  const std::int64_t vector_end = p;  // scores before it exist for every row, up to its visible
+  for (std::size_t r = 0; r < n_rows; ++r) {
+    float* const scores = scores_of(r);
+    const std::int64_t visible = rows.visible[r];
+    const std::int64_t full = std::min(visible, vector_end);
+    float best = row_scores(rows, r, full, scores);
+    for (std::int64_t i = 0; i < full; ++i) best = std::max(best, scores[i]);
+    softmax_in_place(scores, visible, best);
+  }
+
+  constexpr std::int64_t positions_per_block = 16;
+  for (std::int64_t d0 = 0; d0 < hd; d0 += 64) {
+    const int vectors = static_cast<int>(std::min<std::int64_t>(8, (hd - d0) / 8));
+    for (std::int64_t block = 0; block < longest; block += positions_per_block) {
+      const float* values = rows.values + d0;
+      for (std::size_t r = 0; r < n_rows; ++r) {
+        const std::int64_t end = std::min(block + positions_per_block, rows.visible[r]);
+        if (end <= block) continue;
+        const float* weights = scores_of(r);
+        float* const out = rows.out[r] + d0;
+        __m256 acc[8];
+        for (int v = 0; v < vectors; ++v)
+          acc[v] = block == 0 ? _mm256_setzero_ps() : _mm256_loadu_ps(out + 8 * v);
+        if (vectors == 8) {
+          for (std::int64_t i = block; i < end; ++i) {
+            const __m256 w = _mm256_broadcast_ss(weights + i);
+#pragma GCC unroll 8
+            for (int v = 0; v < 8; ++v)
+              acc[v] = _mm256_fmadd_ps(w, _mm256_loadu_ps(values + i * rows.stride + 8 * v), acc[v]);
+          }
+        } else {
+          for (std::int64_t i = block; i < end; ++i) {
+            const __m256 w = _mm256_broadcast_ss(weights + i);
+            for (int v = 0; v < vectors; ++v)
+              acc[v] = _mm256_fmadd_ps(w, _mm256_loadu_ps(values + i * rows.stride + 8 * v), acc[v]);
+          }
+        }
+        for (int v = 0; v < vectors; ++v) _mm256_storeu_ps(out + 8 * v, acc[v]);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 VectorOps avx2_vector_ops() noexcept {
-  return {dot_avx2, add_scaled_avx2, silu_mul_avx2};
+  return {silu_mul_avx2, attend_avx2};
 }
 
 }  // namespace exo::inference::kernels

@@ -103,12 +103,10 @@ void unpack_x8_row(const WeightMatrix& w, std::int64_t r, std::uint8_t* out) noe
 RowKernel portable_x8_kernel(WeightLayout layout) noexcept;
 RowKernel avx2_x8_kernel(WeightLayout layout) noexcept;
 
-// Float vector helpers of each variant: dot(a, b, n), out[i] += weight * v[i] (attention) and
-// gate[i] = silu(gate[i]) * up[i] (the SwiGLU feed-forward).
+// Float vector helpers of each variant: the SwiGLU product and attention (matmul.h).
 struct VectorOps {
-  float (*dot)(const float* a, const float* b, std::int64_t n) noexcept;
-  void (*add_scaled)(float* out, const float* v, float weight, std::int64_t n) noexcept;
   void (*silu_mul)(float* gate, const float* up, std::int64_t n) noexcept;
+  void (*attend)(const AttentionRows& rows, float* scratch) noexcept;
 };
 VectorOps portable_vector_ops() noexcept;
 VectorOps avx2_vector_ops() noexcept;

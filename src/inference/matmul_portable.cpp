@@ -1,6 +1,7 @@
 // Portable kernels (plain C++): each weight row is decoded once into integer levels plus scales, then
 // dotted with every token's quantized activation using integer sums. Same arithmetic as the SIMD
 // kernels, so they double as a second oracle for them.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
@@ -270,10 +271,34 @@ void silu_mul_portable(float* gate, const float* up, std::int64_t n) noexcept {
   for (std::int64_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0F + std::exp(-gate[i])) * up[i];
 }
 
+// One row at a time: scores, their exponentials (summed in double), then the weighted values.
+void attend_portable(const AttentionRows& rows, float* scratch) noexcept {
+  const std::int64_t hd = rows.head_dim;
+  float* const scores = scratch;
+  for (std::size_t r = 0; r < rows.q.size(); ++r) {
+    const std::int64_t visible = rows.visible[r];
+    float best = -INFINITY;
+    for (std::int64_t p = 0; p < visible; ++p) {
+      scores[p] = dot_portable(rows.q[r], rows.keys + p * rows.stride, hd) * rows.scale;
+      best = std::max(best, scores[p]);
+    }
+    double total = 0;
+    for (std::int64_t p = 0; p < visible; ++p) {
+      scores[p] = std::exp(scores[p] - best);
+      total += scores[p];
+    }
+    const auto inverse = static_cast<float>(1.0 / total);
+    float* const out = rows.out[r];
+    std::fill(out, out + hd, 0.0F);
+    for (std::int64_t p = 0; p < visible; ++p)
+      add_scaled_portable(out, rows.values + p * rows.stride, scores[p] * inverse, hd);
+  }
+}
+
 }  // namespace
 
 VectorOps portable_vector_ops() noexcept {
-  return {dot_portable, add_scaled_portable, silu_mul_portable};
+  return {silu_mul_portable, attend_portable};
 }
 
 namespace {
