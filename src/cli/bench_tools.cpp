@@ -151,31 +151,35 @@ int run_gguf_gen(const GgufGenCommand& c, std::ostream& out, std::ostream& err) 
   if (c.rope_base != 0) shape.rope_base = c.rope_base;
   if (c.tied == "yes") shape.tied_embeddings = true;
   if (c.tied == "no") shape.tied_embeddings = false;
-  const auto type = parse_weight_type(c.type);
-  if (!type) {
+  const auto recipe = parse_weight_recipe(c.type);
+  if (!recipe) {
     err << "exo gguf-gen: unknown --type '" << c.type
-        << "' (f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k)\n";
+        << "' (f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k q4_k_m q5_k_m)\n";
     return 2;
   }
   try {
-    validate_shape(shape, *type);
+    validate_shape(shape, recipe->type);
+    if (recipe->medium_mix) validate_shape(shape, TensorType::Q6_K);
   } catch (const std::exception& e) {
     err << "exo gguf-gen: " << e.what() << "\n";
     return 2;
   }
   GenerateOptions options;
   options.shape = shape;
-  options.type = *type;
+  options.type = recipe->type;
+  options.medium_mix = recipe->medium_mix;
   options.vocab_from = c.vocab_from;
   options.seed = c.seed;
   options.threads = c.threads;
   try {
     const auto start = std::chrono::steady_clock::now();
     const GeneratedModel model = generate_model(options, c.out);
-    out << fmt::format("wrote {}: {} {} ({}), {} layers, n_embd {}, heads {}/{}, n_ff {}, vocab {}{}\n",
-                       c.out, shape.architecture, tensor_type_name(*type), shape.name, shape.n_layer,
-                       shape.n_embd, shape.n_head, shape.n_head_kv, shape.n_ff, model.n_vocab,
-                       shape.tied_embeddings ? ", tied" : "")
+    out << fmt::format(
+               "wrote {}: {} {} ({}), {} layers, n_embd {}, heads {}/{}, n_ff {}, vocab {}{}\n", c.out,
+               shape.architecture,
+               std::string(tensor_type_name(recipe->type)) + (recipe->medium_mix ? " medium mix" : ""),
+               shape.name, shape.n_layer, shape.n_embd, shape.n_head, shape.n_head_kv, shape.n_ff,
+               model.n_vocab, shape.tied_embeddings ? ", tied" : "")
         << fmt::format("{} tensors, {:.1f} M parameters, {:.1f} MiB, seed {}, {:.1f} s\n", model.tensors,
                        static_cast<double>(model.parameters) / 1e6,
                        static_cast<double>(model.file_bytes) / 1048576.0, c.seed, seconds_since(start));
@@ -216,6 +220,7 @@ int run_bench(const BenchCommand& c, std::ostream& out, std::ostream& err) {
     const ModelWeights weights = ModelWeights::load(file, config, first_layer, last_layer, &repacked);
     const double setup_seconds = seconds_since(load_start);
     const std::uint64_t touched = weights.fault_in();
+    repacked.release_sources();  // as the engine does after reading a shard in
     const double load_seconds = seconds_since(load_start);
     out << fmt::format(
         "load: layers {}-{} of {}{}: {:.1f} ms (open {:.1f} ms, shard set-up {:.1f} ms, "
@@ -331,7 +336,9 @@ void add_bench_tool_commands(CLI::App& app, BenchToolOptions& o) {
       ->check(CLI::IsMember({"llama", "qwen2"}));
   gen->add_option("--preset", o.gen.preset,
                   "tinyllama-1.1b, llama-3.2-1b, qwen2-0.5b or demo (default: demo)");
-  gen->add_option("--type", o.gen.type, "Weight type: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k")
+  gen->add_option("--type", o.gen.type,
+                  "Weight type: f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q4_k q5_k q6_k, or q4_k_m / q5_k_m "
+                  "(llama.cpp's mix: Q6_K for output and some layers' attn_v and ffn_down)")
       ->capture_default_str();
   gen->add_option("--vocab-from", o.gen.vocab_from,
                   "GGUF whose tokenizer.* metadata is copied (default: byte vocab)")

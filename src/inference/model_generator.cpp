@@ -84,21 +84,24 @@ std::vector<TensorPlan> plan_tensors(const GenerateOptions& o, std::uint32_t n_v
   const std::uint64_t kv_dim = head_dim * s.n_head_kv;
   const bool qwen = s.architecture == "qwen2";
   std::vector<TensorPlan> plan;
-  const auto matrix = [&](std::string name, std::uint64_t cols, std::uint64_t rows, float sigma) {
-    plan.push_back({std::move(name), o.type, cols, rows, TensorPlan::Init::NORMAL, sigma});
+  const auto matrix = [&](std::string name, std::uint64_t cols, std::uint64_t rows, float sigma,
+                          bool more_bits = false) {
+    const TensorType type = o.medium_mix && more_bits ? TensorType::Q6_K : o.type;
+    plan.push_back({std::move(name), type, cols, rows, TensorPlan::Init::NORMAL, sigma});
   };
   const auto vector = [&](std::string name, std::uint64_t size, TensorPlan::Init init) {
     plan.push_back({std::move(name), TensorType::F32, size, 1, init, o.weight_sigma});
   };
   matrix("token_embd.weight", s.n_embd, n_vocab, o.embedding_sigma);
   vector("output_norm.weight", s.n_embd, TensorPlan::Init::ONES);
-  if (!s.tied_embeddings) matrix("output.weight", s.n_embd, n_vocab, o.weight_sigma);
+  if (!s.tied_embeddings) matrix("output.weight", s.n_embd, n_vocab, o.weight_sigma, true);
   for (std::uint32_t l = 0; l < s.n_layer; ++l) {
     const std::string blk = fmt::format("blk.{}.", l);
+    const bool more_bits = medium_mix_more_bits(l, s.n_layer);
     vector(blk + "attn_norm.weight", s.n_embd, TensorPlan::Init::ONES);
     matrix(blk + "attn_q.weight", s.n_embd, s.n_embd, o.weight_sigma);
     matrix(blk + "attn_k.weight", s.n_embd, kv_dim, o.weight_sigma);
-    matrix(blk + "attn_v.weight", s.n_embd, kv_dim, o.weight_sigma);
+    matrix(blk + "attn_v.weight", s.n_embd, kv_dim, o.weight_sigma, more_bits);
     if (qwen) {
       vector(blk + "attn_q.bias", s.n_embd, TensorPlan::Init::NORMAL);
       vector(blk + "attn_k.bias", kv_dim, TensorPlan::Init::NORMAL);
@@ -108,7 +111,7 @@ std::vector<TensorPlan> plan_tensors(const GenerateOptions& o, std::uint32_t n_v
     vector(blk + "ffn_norm.weight", s.n_embd, TensorPlan::Init::ONES);
     matrix(blk + "ffn_gate.weight", s.n_embd, s.n_ff, o.weight_sigma);
     matrix(blk + "ffn_up.weight", s.n_embd, s.n_ff, o.weight_sigma);
-    matrix(blk + "ffn_down.weight", s.n_ff, s.n_embd, o.weight_sigma);
+    matrix(blk + "ffn_down.weight", s.n_ff, s.n_embd, o.weight_sigma, more_bits);
   }
   return plan;
 }
@@ -195,6 +198,22 @@ std::optional<TensorType> parse_weight_type(std::string_view name) {
   return std::nullopt;
 }
 
+std::optional<WeightRecipe> parse_weight_recipe(std::string_view name) {
+  std::string lower(name);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (lower == "q4_k_m") return WeightRecipe{TensorType::Q4_K, true};
+  if (lower == "q5_k_m") return WeightRecipe{TensorType::Q5_K, true};
+  const auto type = parse_weight_type(name);
+  if (!type) return std::nullopt;
+  return WeightRecipe{*type, false};
+}
+
+bool medium_mix_more_bits(std::uint32_t layer, std::uint32_t layers) noexcept {
+  const std::uint32_t eighth = layers / 8;
+  return layer < eighth || layer >= 7 * layers / 8 || (layer - eighth) % 3 == 2;
+}
+
 void validate_shape(const ModelShape& s, TensorType type) {
   if (s.architecture != "llama" && s.architecture != "qwen2")
     throw std::invalid_argument("unsupported architecture '" + s.architecture + "' (llama or qwen2)");
@@ -213,6 +232,11 @@ void validate_shape(const ModelShape& s, TensorType type) {
 GeneratedModel generate_model(const GenerateOptions& o, const std::string& out_path) {
   const ModelShape& s = o.shape;
   validate_shape(s, o.type);
+  if (o.medium_mix) {
+    if (o.type != TensorType::Q4_K && o.type != TensorType::Q5_K)
+      throw std::invalid_argument("the medium mix (q4_k_m / q5_k_m) needs type q4_k or q5_k");
+    validate_shape(s, TensorType::Q6_K);
+  }
   GgufWriter writer;
   const std::string arch = s.architecture;
   writer.add_string("general.architecture", arch);

@@ -6,7 +6,9 @@
 //   family uses (llama.cpp reads it too): token_embd, per layer attn_norm / attn_q / attn_k / attn_v /
 //   attn_output / ffn_norm / ffn_gate / ffn_up / ffn_down (+ attn_q/k/v biases for qwen2),
 //   output_norm and, unless tied, output. Every 2-D weight is stored as `type` (quantized with
-//   quants.h); norms and biases are F32.
+//   quants.h), or with `medium_mix` as llama.cpp's Q4_K_M / Q5_K_M files store them: Q6_K for
+//   output, and for attn_v and ffn_down in the layers that recipe gives more bits (the first and
+//   last eighth of the layers and every third one between); norms and biases are F32.
 // - Weights are N(0, sigma) (sigma = weight_sigma, token_embd uses embedding_sigma); norm weights
 //   are 1 and biases N(0, sigma). Values come from a counter-based generator keyed by (seed, tensor
 //   index, row), so the file is identical for a given seed and shape whatever the thread count.
@@ -50,7 +52,8 @@ std::vector<std::string> model_preset_names();
 struct GenerateOptions {
   ModelShape shape;
   TensorType type = TensorType::Q8_0;
-  std::string vocab_from;  // empty: built-in byte vocabulary
+  bool medium_mix = false;  // the Q4_K_M / Q5_K_M recipe (type Q4_K or Q5_K only)
+  std::string vocab_from;   // empty: built-in byte vocabulary
   std::uint64_t seed = 42;
   float weight_sigma = 0.02f;
   float embedding_sigma = 0.02f;
@@ -73,5 +76,15 @@ GeneratedModel generate_model(const GenerateOptions& options, const std::string&
 // Parses "f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "q4_k", "q5_k", "q6_k"
 // (case-insensitive); nullopt otherwise.
 std::optional<TensorType> parse_weight_type(std::string_view name);
+
+// A --type value: a weight type, or "q4_k_m" / "q5_k_m" (Q4_K / Q5_K with the medium mix).
+struct WeightRecipe {
+  TensorType type = TensorType::Q8_0;
+  bool medium_mix = false;
+};
+std::optional<WeightRecipe> parse_weight_recipe(std::string_view name);
+
+// Whether the medium mix gives layer `layer` of `layers` more bits (llama.cpp's use_more_bits).
+bool medium_mix_more_bits(std::uint32_t layer, std::uint32_t layers) noexcept;
 
 }  // namespace exo::inference

@@ -180,7 +180,10 @@ asio::awaitable<void> NativeEngine::do_initialize() {
     l->pool = std::make_unique<ComputePool>(options.threads);
     l->repacked.set_pool(l->pool.get());  // this compute thread owns the pool
     auto runtime = build_runtime(l->file, c, *l->pool, l->repacked, shard);
-    if (options.read_ahead) runtime->weights->fault_in();
+    if (options.read_ahead) {
+      runtime->weights->fault_in();
+      l->repacked.release_sources();  // the faults mapped whole 2 MiB pages, released parts included
+    }
     l->loaded_weight_bytes = runtime->weights->weight_bytes();
     l->runtimes[{shard.start_layer, shard.end_layer}] = std::move(runtime);
     l->budget = std::make_shared<KvBudget>(options.kv_budget_bytes);

@@ -31,9 +31,16 @@ WeightMatrix RepackedWeights::matrix(const WeightMatrix& w, bool release_source)
   const std::uint64_t size = static_cast<std::uint64_t>(w.rows) * w.row_bytes;
   HugePageBuffer bytes(size);
   const WeightMatrix packed = pack_x8(w, bytes.bytes(), pool_);
-  copies_.emplace(w.data, Copy{std::move(bytes), packed});
+  copies_.emplace(w.data, Copy{std::move(bytes), packed, release_source});
   if (release_source) release_pages(w.data, size);
   return packed;
+}
+
+void RepackedWeights::release_sources() const noexcept {
+  const std::lock_guard lock(mutex_);
+  for (const auto& [source, copy] : copies_) {
+    if (copy.released) release_pages(source, copy.bytes.size());
+  }
 }
 
 std::uint64_t RepackedWeights::bytes() const {

@@ -10,6 +10,9 @@
 //   source pages that lie wholly inside the matrix are released from this process after copying
 //   (madvise(MADV_DONTNEED); a later read faults them in again from the file), so resident memory
 //   stays about the size of the weights. Never for memory the process owns, which it would zero.
+//   A later fault on a neighbouring tensor of a mapping with 2 MiB pages maps the whole 2 MiB page
+//   around it again, released parts included: release_sources() releases them once more (the engine
+//   calls it after reading a shard in).
 // - Copies live in HugePageBuffers (2 MiB pages where the kernel grants them: fewer TLB misses while
 //   the kernels stream them).
 // - Packing runs on the pool given to set_pool() (the pool's rules apply: nobody else may run work on
@@ -36,6 +39,8 @@ class RepackedWeights {
 
   WeightMatrix matrix(const WeightMatrix& w, bool release_source);
   void set_pool(ComputePool* pool) noexcept { pool_ = pool; }
+  // Releases again the source pages of every copy made with release_source.
+  void release_sources() const noexcept;
   // Bytes held in repacked copies.
   std::uint64_t bytes() const;
 
@@ -45,7 +50,8 @@ class RepackedWeights {
   mutable std::mutex mutex_;
   struct Copy {
     HugePageBuffer bytes;
-    WeightMatrix view;  // the packed matrix, pointing into `bytes` (moving a buffer keeps its address)
+    WeightMatrix view;      // the packed matrix, pointing into `bytes` (moving a buffer keeps its address)
+    bool released = false;  // the source's pages were released (release_source)
   };
   std::map<const std::uint8_t*, Copy> copies_;  // by source address
 };

@@ -318,6 +318,8 @@ TEST(ForwardPass, RepackedQ4_0ShardsShareOneCopyAndMatchTheFileLayout) {
   std::vector<float> whole;
   {
     const ModelWeights weights = ModelWeights::load(file, config, 0, config.n_layer - 1, &repacked);
+    weights.fault_in();          // as the engine reads a shard in,
+    repacked.release_sources();  // then releases the source pages the faults mapped again
     ForwardPass forward(config, weights, pool);
     auto cache = forward.make_cache(budget);
     whole = forward.run_tokens(ids, *cache, ForwardPass::Logits::LAST);
@@ -350,6 +352,7 @@ TEST(ForwardPass, RepackedQ4_0ShardsShareOneCopyAndMatchTheFileLayout) {
   const GgufFile in_memory = GgufFile::from_bytes(std::move(image));
   RepackedWeights other;
   static_cast<void>(ModelWeights::load(in_memory, config, 0, config.n_layer - 1, &other));
+  other.release_sources();  // must not touch memory the process owns
   EXPECT_EQ(run_whole(in_memory, ids, ForwardPass::Logits::LAST), file_layout);
 }
 

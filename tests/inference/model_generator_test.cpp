@@ -140,6 +140,43 @@ TEST(ModelGenerator, EveryWeightTypeProducesALoadableModel) {
   EXPECT_EQ(parse_weight_type("Q4_K"), TensorType::Q4_K);
 }
 
+TEST(ModelGenerator, MediumMixGivesQ6_KToOutputAndTheRecipesAttnVAndFfnDownLayers) {
+  // llama.cpp's Q4_K_M recipe, as its quantizer wrote ../shared/models/small-q4_k_m.gguf (4 layers:
+  // layers 2 and 3 get Q6_K) and as it treats TinyLlama's 22 layers.
+  std::vector<std::uint32_t> more_bits_of_22;
+  for (std::uint32_t l = 0; l < 22; ++l)
+    if (medium_mix_more_bits(l, 22)) more_bits_of_22.push_back(l);
+  EXPECT_EQ(more_bits_of_22, (std::vector<std::uint32_t>{0, 1, 4, 7, 10, 13, 16, 19, 20, 21}));
+  GenerateOptions o;
+  o.shape = tiny_shape();
+  o.shape.n_layer = 4;
+  const auto recipe = parse_weight_recipe("Q4_K_M");
+  ASSERT_TRUE(recipe);
+  o.type = recipe->type;
+  o.medium_mix = recipe->medium_mix;
+  const auto path = temp_path("q4_k_m");
+  generate_model(o, path);
+  const GgufFile f = GgufFile::open(path);
+  EXPECT_EQ(f.tensor("output.weight").type(), TensorType::Q6_K);
+  EXPECT_EQ(f.tensor("token_embd.weight").type(), TensorType::Q4_K);
+  for (std::uint32_t l = 0; l < 4; ++l) {
+    const TensorType expected = l >= 2 ? TensorType::Q6_K : TensorType::Q4_K;
+    const std::string blk = "blk." + std::to_string(l) + ".";
+    EXPECT_EQ(f.tensor(blk + "attn_v.weight").type(), expected) << l;
+    EXPECT_EQ(f.tensor(blk + "ffn_down.weight").type(), expected) << l;
+    EXPECT_EQ(f.tensor(blk + "attn_q.weight").type(), TensorType::Q4_K) << l;
+    EXPECT_EQ(f.tensor(blk + "ffn_up.weight").type(), TensorType::Q4_K) << l;
+  }
+  const ModelConfig config = ModelConfig::from_gguf(f);
+  EXPECT_NO_THROW(ModelWeights::load(f, config, 0, config.n_layer - 1));
+  std::filesystem::remove(path);
+  EXPECT_FALSE(parse_weight_recipe("q4_0_m"));
+  EXPECT_EQ(parse_weight_recipe("q8_0")->type, TensorType::Q8_0);
+  EXPECT_FALSE(parse_weight_recipe("q8_0")->medium_mix);
+  o.type = TensorType::Q8_0;  // the mix is defined for the K types only
+  EXPECT_THROW(generate_model(o, path), std::invalid_argument);
+}
+
 TEST(ModelGenerator, Qwen2HasBiasesAndTiedOutput) {
   GenerateOptions o;
   o.shape = tiny_shape();
