@@ -95,6 +95,10 @@ void add_node_flags(CLI::App& app, NodeFlags& f) {
                  "Compute threads of the native engine (0: one per core)")
       ->check(CLI::Range(0, 1024))
       ->capture_default_str();
+  app.add_option("--kv-cache-type", f.options.kv_cache_type,
+                 "KV cache elements of the native engine: f16 (half the memory) or f32")
+      ->check(CLI::IsMember({"f16", "f32"}))
+      ->capture_default_str();
   app.add_option("--max-generate-tokens", f.options.max_generate_tokens, "Upper bound on tokens per answer")
       ->check(CLI::Range(1, 1'000'000))
       ->capture_default_str();

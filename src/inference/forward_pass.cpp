@@ -22,11 +22,11 @@ std::int64_t grain_for(std::int64_t cost_per_item) {
 ForwardPass::ForwardPass(const ModelConfig& config, const ModelWeights& weights, ComputePool& pool)
     : config_(&config), weights_(&weights), pool_(&pool) {}
 
-std::unique_ptr<KvCache> ForwardPass::make_cache(std::shared_ptr<KvBudget> budget,
-                                                 std::int64_t max_positions) const {
+std::unique_ptr<KvCache> ForwardPass::make_cache(std::shared_ptr<KvBudget> budget, std::int64_t max_positions,
+                                                 TensorType type) const {
   if (max_positions <= 0) max_positions = config_->n_ctx;
   return std::make_unique<KvCache>(std::move(budget), weights_->start_layer(), weights_->layer_count(),
-                                   config_->kv_dim(), max_positions);
+                                   config_->kv_dim(), max_positions, type);
 }
 
 std::vector<float> ForwardPass::run_tokens(std::span<const std::int32_t> ids, KvCache& cache, Logits logits) {
@@ -162,9 +162,7 @@ void ForwardPass::layer(std::int64_t index, std::int64_t n, std::int64_t first_p
   add_bias(v_, w.attn_v_bias);
   rope(q_, n, c.n_head, first_position);
   rope(k_, n, c.n_head_kv, first_position);
-  const KvCache::Rows stored = cache.append(index, n);
-  std::copy(k_.begin(), k_.end(), stored.keys.begin());
-  std::copy(v_.begin(), v_.end(), stored.values.begin());
+  cache.append(index, k_, v_);
   attn_.resize(rows(c.q_dim()));
   attention(index, n, first_position, cache);
   proj_.resize(rows(dim));
@@ -194,8 +192,10 @@ void ForwardPass::attention(std::int64_t index, std::int64_t n, std::int64_t fir
   const std::int64_t q_dim = c.q_dim();
   const std::int64_t kv_dim = c.kv_dim();
   const std::int64_t group = c.gqa_group();
-  const std::span<const float> keys = cache.keys(index);
-  const std::span<const float> values = cache.values(index);
+  const KvCache::StoredRows stored = cache.stored(index);
+  const std::size_t element_bytes = cache.type() == TensorType::F16 ? 2 : 4;
+  const auto* keys = static_cast<const std::uint8_t*>(stored.keys);
+  const auto* values = static_cast<const std::uint8_t*>(stored.values);
   const float scale = 1.0F / std::sqrt(static_cast<float>(hd));
   const std::int64_t context = first_position + n;
   // A work item is one key/value head for up to tokens_per_tile positions: its group's query heads
@@ -222,8 +222,10 @@ void ForwardPass::attention(std::int64_t index, std::int64_t n, std::int64_t fir
           outputs.push_back(attn_.data() + t * q_dim + h * hd);
         }
       }
-      const AttentionRows rows{.keys = keys.data() + kv_head * hd,
-                               .values = values.data() + kv_head * hd,
+      const auto head_offset = static_cast<std::size_t>(kv_head * hd) * element_bytes;
+      const AttentionRows rows{.kv_type = cache.type(),
+                               .keys = keys + head_offset,
+                               .values = values + head_offset,
                                .stride = kv_dim,
                                .head_dim = hd,
                                .scale = scale,

@@ -38,8 +38,9 @@ class ForwardPass {
   const ModelConfig& config() const noexcept { return *config_; }
   const ModelWeights& weights() const noexcept { return *weights_; }
 
-  // A cache for this shard's layers.
-  std::unique_ptr<KvCache> make_cache(std::shared_ptr<KvBudget> budget, std::int64_t max_positions = 0) const;
+  // A cache for this shard's layers (max_positions 0: the model's context length), storing F32 or F16.
+  std::unique_ptr<KvCache> make_cache(std::shared_ptr<KvBudget> budget, std::int64_t max_positions = 0,
+                                      TensorType type = TensorType::F32) const;
 
   // First shard: token ids (each in [0, n_vocab); std::invalid_argument otherwise).
   // Returns hidden states [n][n_embd] unless the shard is the last one, then logits

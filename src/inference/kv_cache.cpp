@@ -3,7 +3,10 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <string>
 #include <utility>
+
+#include "inference/half_float.h"
 
 namespace exo::inference {
 
@@ -22,14 +25,18 @@ void KvBudget::release(std::uint64_t bytes) noexcept {
 }
 
 KvCache::KvCache(std::shared_ptr<KvBudget> budget, std::int64_t first_layer, std::int64_t layer_count,
-                 std::int64_t kv_dim, std::int64_t max_positions)
+                 std::int64_t kv_dim, std::int64_t max_positions, TensorType type)
     : budget_(std::move(budget)),
       first_layer_(first_layer),
       kv_dim_(kv_dim),
       max_positions_(max_positions),
+      type_(type),
       layers_(static_cast<std::size_t>(std::max<std::int64_t>(layer_count, 0))) {
   if (!budget_ || layer_count <= 0 || kv_dim <= 0 || max_positions <= 0)
     throw std::invalid_argument("KvCache: empty shape or no budget");
+  if (type != TensorType::F32 && type != TensorType::F16)
+    throw std::invalid_argument("KvCache: the cache type must be f32 or f16, not " +
+                                std::string(tensor_type_name(type)));
 }
 
 KvCache::~KvCache() {
@@ -47,22 +54,35 @@ KvCache::Layer& KvCache::at(std::int64_t layer) {
   return const_cast<Layer&>(std::as_const(*this).at(layer));
 }
 
-KvCache::Rows KvCache::append(std::int64_t layer, std::int64_t n) {
+void KvCache::append(std::int64_t layer, std::span<const float> keys, std::span<const float> values) {
   Layer& l = at(layer);
-  if (n < 0 || l.length + n > max_positions_)
+  const auto width = static_cast<std::size_t>(kv_dim_);
+  if (keys.size() != values.size() || keys.size() % width != 0)
+    throw std::invalid_argument(fmt::format("KvCache::append: {} key and {} value floats are not rows of {}",
+                                            keys.size(), values.size(), width));
+  const auto n = static_cast<std::int64_t>(keys.size() / width);
+  if (l.length + n > max_positions_)
     throw KvBudgetError(
         fmt::format("context length exceeded: {} positions stored, {} more requested, the "
                     "limit is {}",
                     l.length, n, max_positions_));
+  const bool half = type_ == TensorType::F16;
   if (l.length + n > l.capacity) {
     const std::int64_t capacity =
         std::min(max_positions_, std::max({l.length + n, l.capacity * 2, std::int64_t{16}}));
     const auto extra = static_cast<std::uint64_t>(capacity - l.capacity) *
-                       static_cast<std::uint64_t>(kv_dim_) * 2U * sizeof(float);
+                       static_cast<std::uint64_t>(kv_dim_) * 2U *
+                       (half ? sizeof(std::uint16_t) : sizeof(float));
     budget_->reserve(extra);
     try {
-      l.keys.resize(static_cast<std::size_t>(capacity * kv_dim_));
-      l.values.resize(static_cast<std::size_t>(capacity * kv_dim_));
+      const auto elements = static_cast<std::size_t>(capacity * kv_dim_);
+      if (half) {
+        l.keys16.resize(elements);
+        l.values16.resize(elements);
+      } else {
+        l.keys.resize(elements);
+        l.values.resize(elements);
+      }
     } catch (...) {
       budget_->release(extra);
       throw;
@@ -71,19 +91,22 @@ KvCache::Rows KvCache::append(std::int64_t layer, std::int64_t n) {
     allocated_bytes_ += extra;
   }
   const auto offset = static_cast<std::size_t>(l.length * kv_dim_);
-  const auto count = static_cast<std::size_t>(n * kv_dim_);
+  if (half) {
+    std::transform(keys.begin(), keys.end(), l.keys16.begin() + static_cast<std::ptrdiff_t>(offset),
+                   float_to_fp16);
+    std::transform(values.begin(), values.end(), l.values16.begin() + static_cast<std::ptrdiff_t>(offset),
+                   float_to_fp16);
+  } else {
+    std::copy(keys.begin(), keys.end(), l.keys.begin() + static_cast<std::ptrdiff_t>(offset));
+    std::copy(values.begin(), values.end(), l.values.begin() + static_cast<std::ptrdiff_t>(offset));
+  }
   l.length += n;
-  return {std::span<float>(l.keys).subspan(offset, count), std::span<float>(l.values).subspan(offset, count)};
 }
 
-std::span<const float> KvCache::keys(std::int64_t layer) const {
+KvCache::StoredRows KvCache::stored(std::int64_t layer) const {
   const Layer& l = at(layer);
-  return std::span<const float>(l.keys).first(static_cast<std::size_t>(l.length * kv_dim_));
-}
-
-std::span<const float> KvCache::values(std::int64_t layer) const {
-  const Layer& l = at(layer);
-  return std::span<const float>(l.values).first(static_cast<std::size_t>(l.length * kv_dim_));
+  if (type_ == TensorType::F16) return {l.keys16.data(), l.values16.data(), l.length};
+  return {l.keys.data(), l.values.data(), l.length};
 }
 
 void KvCache::truncate(std::int64_t length) noexcept {

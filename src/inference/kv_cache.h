@@ -2,8 +2,9 @@
 //
 // Contract
 // - A cache covers the absolute layers [first_layer, first_layer + layer_count) and up to
-//   `max_positions` positions. Each layer stores K and V as rows of kv_dim floats, one row per
-//   position, and keeps its own length (the positions written so far).
+//   `max_positions` positions. Each layer stores K and V as rows of kv_dim elements of the cache's
+//   type, one row per position, and keeps its own length (the positions written so far). The type is
+//   F32, or F16 (half the memory; values rounded to the nearest half, as llama.cpp's default cache).
 // - Storage grows on demand (capacity doubling, capped at max_positions). Every byte allocated is
 //   reserved first from a KvBudget shared by all caches of an engine; reserve() throws
 //   KvBudgetError (naming the bytes needed, in use and the limit) when the budget would be exceeded,
@@ -18,6 +19,8 @@
 #include <stdexcept>
 #include <string>
 #include <vector>
+
+#include "inference/tensor_types.h"
 
 namespace exo::inference {
 
@@ -42,8 +45,9 @@ class KvBudget {
 
 class KvCache {
  public:
+  // Throws std::invalid_argument for an empty shape, no budget or a type other than F32 and F16.
   KvCache(std::shared_ptr<KvBudget> budget, std::int64_t first_layer, std::int64_t layer_count,
-          std::int64_t kv_dim, std::int64_t max_positions);
+          std::int64_t kv_dim, std::int64_t max_positions, TensorType type = TensorType::F32);
   ~KvCache();
   KvCache(const KvCache&) = delete;
   KvCache& operator=(const KvCache&) = delete;
@@ -58,17 +62,20 @@ class KvCache {
   // Positions stored for absolute layer `layer`.
   std::int64_t length(std::int64_t layer) const { return at(layer).length; }
 
-  // Makes room for `n` more positions in `layer` (allocating from the budget) and returns the K and V
-  // rows for positions [length, length + n); the length advances by n. Throws KvBudgetError when
-  // the context or the budget would overflow (the cache is then unchanged).
-  struct Rows {
-    std::span<float> keys;
-    std::span<float> values;
+  TensorType type() const noexcept { return type_; }
+
+  // Appends n = keys.size() / kv_dim positions to `layer` (keys and values: n rows of kv_dim floats,
+  // converted to the cache's type), allocating from the budget. Throws KvBudgetError when the
+  // context or the budget would overflow, std::invalid_argument for sizes that are not n rows (the
+  // cache is then unchanged).
+  void append(std::int64_t layer, std::span<const float> keys, std::span<const float> values);
+  // The stored rows of `layer`: length rows of kv_dim elements of type() each, at keys / values.
+  struct StoredRows {
+    const void* keys = nullptr;
+    const void* values = nullptr;
+    std::int64_t length = 0;
   };
-  Rows append(std::int64_t layer, std::int64_t n);
-  // All stored rows of `layer`: [length][kv_dim] each.
-  std::span<const float> keys(std::int64_t layer) const;
-  std::span<const float> values(std::int64_t layer) const;
+  StoredRows stored(std::int64_t layer) const;
   // Forgets positions at and after `length` in every layer (keeps the memory): rolls back a failed
   // forward pass.
   void truncate(std::int64_t length) noexcept;
@@ -77,8 +84,10 @@ class KvCache {
 
  private:
   struct Layer {
-    std::vector<float> keys;
+    std::vector<float> keys;  // F32 caches
     std::vector<float> values;
+    std::vector<std::uint16_t> keys16;  // F16 caches
+    std::vector<std::uint16_t> values16;
     std::int64_t length = 0;
     std::int64_t capacity = 0;
   };
@@ -89,6 +98,7 @@ class KvCache {
   std::int64_t first_layer_;
   std::int64_t kv_dim_;
   std::int64_t max_positions_;
+  TensorType type_;
   std::vector<Layer> layers_;
   std::uint64_t allocated_bytes_ = 0;
 };

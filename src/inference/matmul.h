@@ -89,16 +89,18 @@ void silu_mul_f32_with(KernelVariant variant, float* gate, const float* up, std:
 
 // Attention rows that share one key/value head (the query heads of a GQA group, at one or more
 // positions): row r computes out[r] = softmax(scale * K q[r]) V over the first visible[r] cached
-// positions. Row p of K and of V starts p * stride floats after `keys` / `values` and holds head_dim
-// values (stride >= head_dim: one head's part of a cache row). Rows read each block of keys and
+// positions. K and V hold elements of kv_type (F32 or F16, a KV cache's types); row p of each starts
+// p * stride elements after `keys` / `values` and holds head_dim values (stride >= head_dim: one
+// head's part of a cache row). Rows read each block of keys and
 // values while it is in cache, so a group costs about one row's memory traffic. The maximum score
 // is subtracted before exponentiating, so large scores cannot overflow. `scratch` holds at least
 // q.size() * max(visible) floats; every visible[r] >= 1 and the keys and values of
 // max(visible) positions exist. The variants differ in summation order and in the exponential's
 // last bits (as for silu_mul_f32).
 struct AttentionRows {
-  const float* keys = nullptr;
-  const float* values = nullptr;
+  TensorType kv_type = TensorType::F32;
+  const void* keys = nullptr;
+  const void* values = nullptr;
   std::int64_t stride = 0;
   std::int64_t head_dim = 0;
   float scale = 1.0F;

@@ -20,6 +20,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <utility>
 
 #include "inference/matmul_avx2_helpers.h"
@@ -685,28 +686,6 @@ RowKernel avx2_kernel(TensorType type) noexcept {
 
 namespace {
 
-float dot_avx2(const float* a, const float* b, std::int64_t n) noexcept {
-  __m256 acc0 = _mm256_setzero_ps();
-  __m256 acc1 = _mm256_setzero_ps();
-  std::int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
-  }
-  for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-  float sum = hsum(_mm256_add_ps(acc0, acc1));
-  for (; i < n; ++i) sum += a[i] * b[i];
-  return sum;
-}
-
-void add_scaled_avx2(float* out, const float* v, float weight, std::int64_t n) noexcept {
-  const __m256 w = _mm256_set1_ps(weight);
-  std::int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    _mm256_storeu_ps(out + i, _mm256_fmadd_ps(w, _mm256_loadu_ps(v + i), _mm256_loadu_ps(out + i)));
-  for (; i < n; ++i) out[i] += weight * v[i];
-}
-
 // e^x of 8 lanes, within 2 ulp for x in [-87.3, 88.3] (Cody-Waite reduction by ln 2 and a degree-6
 // polynomial on [-ln 2 / 2, ln 2 / 2]). Inputs are clamped to that range first: below it the result
 // is about 1e-38 instead of 0 or a subnormal, above it about 2e38 instead of infinity.
@@ -748,13 +727,47 @@ inline __m256 sum_lanes8_ps(const __m256 (&v)[8]) {
   return _mm256_add_ps(_mm256_permute2f128_ps(ab, cd, 0x20), _mm256_permute2f128_ps(ab, cd, 0x31));
 }
 
-// Scores of row r (in scratch) for positions [0, visible): 8 keys at a time (8 dot products side by
-// side, reduced into one vector), then one at a time. Returns the maximum.
+// KV-cache elements: floats, or F16 bits converted with F16C.
+template <class Element>
+__m256 load8_kv(const Element* at) noexcept {
+  if constexpr (std::is_same_v<Element, float>) {
+    return _mm256_loadu_ps(at);
+  } else {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(at)));
+  }
+}
+
+template <class Element>
+float load1_kv(const Element* at) noexcept {
+  if constexpr (std::is_same_v<Element, float>) {
+    return *at;
+  } else {
+    return _cvtsh_ss(*at);
+  }
+}
+
+template <class Element>
+float dot_kv(const float* q, const Element* row, std::int64_t n) noexcept {
+  __m256 acc0 = _mm256_setzero_ps();
+  __m256 acc1 = _mm256_setzero_ps();
+  std::int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), load8_kv(row + i), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i + 8), load8_kv(row + i + 8), acc1);
+  }
+  for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(q + i), load8_kv(row + i), acc0);
+  float sum = hsum(_mm256_add_ps(acc0, acc1));
+  for (; i < n; ++i) sum += q[i] * load1_kv(row + i);
+  return sum;
+}
+
+// Scores of row r for positions [from, visible), one at a time. Returns their maximum.
+template <class Element>
 float row_scores(const AttentionRows& rows, std::size_t r, std::int64_t from, float* scores) noexcept {
-  const std::int64_t visible = rows.visible[r];
+  const auto* keys = static_cast<const Element*>(rows.keys);
   float best = -INFINITY;
-  for (std::int64_t p = from; p < visible; ++p) {
-    scores[p] = dot_avx2(rows.q[r], rows.keys + p * rows.stride, rows.head_dim) * rows.scale;
+  for (std::int64_t p = from; p < rows.visible[r]; ++p) {
+    scores[p] = dot_kv(rows.q[r], keys + p * rows.stride, rows.head_dim) * rows.scale;
     best = std::max(best, scores[p]);
   }
   return best;
@@ -782,15 +795,22 @@ void softmax_in_place(float* scores, std::int64_t visible, float best) noexcept 
   for (; p < visible; ++p) scores[p] *= inverse;
 }
 
-// Head sizes that are not a multiple of 8: one row at a time with the scalar tails of dot_avx2 and
-// add_scaled_avx2.
+// Head sizes that are not a multiple of 8: one row at a time, with scalar tails.
+template <class Element>
 void attend_rows_one_by_one(const AttentionRows& rows, float* scores) noexcept {
+  const auto* values = static_cast<const Element*>(rows.values);
   for (std::size_t r = 0; r < rows.q.size(); ++r) {
-    softmax_in_place(scores, rows.visible[r], row_scores(rows, r, 0, scores));
+    softmax_in_place(scores, rows.visible[r], row_scores<Element>(rows, r, 0, scores));
     float* const out = rows.out[r];
     std::fill(out, out + rows.head_dim, 0.0F);
-    for (std::int64_t p = 0; p < rows.visible[r]; ++p)
-      add_scaled_avx2(out, rows.values + p * rows.stride, scores[p], rows.head_dim);
+    for (std::int64_t p = 0; p < rows.visible[r]; ++p) {
+      const Element* row = values + p * rows.stride;
+      const __m256 w = _mm256_set1_ps(scores[p]);
+      std::int64_t i = 0;
+      for (; i + 8 <= rows.head_dim; i += 8)
+        _mm256_storeu_ps(out + i, _mm256_fmadd_ps(w, load8_kv(row + i), _mm256_loadu_ps(out + i)));
+      for (; i < rows.head_dim; ++i) out[i] += scores[p] * load1_kv(row + i);
+    }
   }
 }
 
@@ -799,12 +819,15 @@ void attend_rows_one_by_one(const AttentionRows& rows, float* scores) noexcept {
 // memory once and from L1 for the other rows. 2: each row's softmax weights. 3: the weighted values,
 // 64 output values x 16 positions at a time for every row, with the row's 64 sums in registers, so
 // each block of values is likewise read once.
-void attend_avx2(const AttentionRows& rows, float* scratch) noexcept {
+template <class Element>
+void attend_avx2_of(const AttentionRows& rows, float* scratch) noexcept {
   const std::int64_t hd = rows.head_dim;
   if (hd % 8 != 0) {
-    attend_rows_one_by_one(rows, scratch);
+    attend_rows_one_by_one<Element>(rows, scratch);
     return;
   }
+  const auto* all_keys = static_cast<const Element*>(rows.keys);
+  const auto* all_values = static_cast<const Element*>(rows.values);
   const std::size_t n_rows = rows.q.size();
   std::int64_t longest = 0;
   for (const std::int64_t visible : rows.visible) longest = std::max(longest, visible);
@@ -813,7 +836,7 @@ void attend_avx2(const AttentionRows& rows, float* scratch) noexcept {
   const __m256 scale = _mm256_set1_ps(rows.scale);
   std::int64_t p = 0;
   for (; p + 8 <= longest; p += 8) {
-    const float* keys = rows.keys + p * rows.stride;
+    const Element* keys = all_keys + p * rows.stride;
     for (std::size_t r = 0; r < n_rows; ++r) {
       if (p >= rows.visible[r]) continue;
       __m256 acc[8];
@@ -822,8 +845,7 @@ void attend_avx2(const AttentionRows& rows, float* scratch) noexcept {
       for (std::int64_t d = 0; d < hd; d += 8) {
         const __m256 q = _mm256_loadu_ps(rows.q[r] + d);
 #pragma GCC unroll 8
-        for (int j = 0; j < 8; ++j)
-          acc[j] = _mm256_fmadd_ps(q, _mm256_loadu_ps(keys + j * rows.stride + d), acc[j]);
+        for (int j = 0; j < 8; ++j) acc[j] = _mm256_fmadd_ps(q, load8_kv(keys + j * rows.stride + d), acc[j]);
       }
       _mm256_storeu_ps(scores_of(r) + p, _mm256_mul_ps(sum_lanes8_ps(acc), scale));
     }
@@ -833,7 +855,7 @@ void attend_avx2(const AttentionRows& rows, float* scratch) noexcept {
     float* const scores = scores_of(r);
     const std::int64_t visible = rows.visible[r];
     const std::int64_t full = std::min(visible, vector_end);
-    float best = row_scores(rows, r, full, scores);
+    float best = row_scores<Element>(rows, r, full, scores);
     for (std::int64_t i = 0; i < full; ++i) best = std::max(best, scores[i]);
     softmax_in_place(scores, visible, best);
   }
@@ -841,8 +863,8 @@ void attend_avx2(const AttentionRows& rows, float* scratch) noexcept {
   constexpr std::int64_t positions_per_block = 16;
   for (std::int64_t d0 = 0; d0 < hd; d0 += 64) {
     const int vectors = static_cast<int>(std::min<std::int64_t>(8, (hd - d0) / 8));
+    const Element* values = all_values + d0;
     for (std::int64_t block = 0; block < longest; block += positions_per_block) {
-      const float* values = rows.values + d0;
       for (std::size_t r = 0; r < n_rows; ++r) {
         const std::int64_t end = std::min(block + positions_per_block, rows.visible[r]);
         if (end <= block) continue;
@@ -856,18 +878,26 @@ void attend_avx2(const AttentionRows& rows, float* scratch) noexcept {
             const __m256 w = _mm256_broadcast_ss(weights + i);
 #pragma GCC unroll 8
             for (int v = 0; v < 8; ++v)
-              acc[v] = _mm256_fmadd_ps(w, _mm256_loadu_ps(values + i * rows.stride + 8 * v), acc[v]);
+              acc[v] = _mm256_fmadd_ps(w, load8_kv(values + i * rows.stride + 8 * v), acc[v]);
           }
         } else {
           for (std::int64_t i = block; i < end; ++i) {
             const __m256 w = _mm256_broadcast_ss(weights + i);
             for (int v = 0; v < vectors; ++v)
-              acc[v] = _mm256_fmadd_ps(w, _mm256_loadu_ps(values + i * rows.stride + 8 * v), acc[v]);
+              acc[v] = _mm256_fmadd_ps(w, load8_kv(values + i * rows.stride + 8 * v), acc[v]);
           }
         }
         for (int v = 0; v < vectors; ++v) _mm256_storeu_ps(out + 8 * v, acc[v]);
       }
     }
+  }
+}
+
+void attend_avx2(const AttentionRows& rows, float* scratch) noexcept {
+  if (rows.kv_type == TensorType::F16) {
+    attend_avx2_of<std::uint16_t>(rows, scratch);
+  } else {
+    attend_avx2_of<float>(rows, scratch);
   }
 }
 

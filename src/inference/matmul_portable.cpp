@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "inference/half_float.h"
@@ -250,36 +251,45 @@ RowKernel portable_kernel(TensorType type) noexcept {
 
 namespace {
 
-// Eight independent partial sums, so the compiler can use vector registers.
-float dot_portable(const float* a, const float* b, std::int64_t n) noexcept {
-  float partial[8] = {};
-  std::int64_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    for (int j = 0; j < 8; ++j) partial[j] += a[i + j] * b[i + j];
-  }
-  float sum = ((partial[0] + partial[4]) + (partial[1] + partial[5])) +
-              ((partial[2] + partial[6]) + (partial[3] + partial[7]));
-  for (; i < n; ++i) sum += a[i] * b[i];
-  return sum;
-}
-
-void add_scaled_portable(float* out, const float* v, float weight, std::int64_t n) noexcept {
-  for (std::int64_t i = 0; i < n; ++i) out[i] += weight * v[i];
-}
-
 void silu_mul_portable(float* gate, const float* up, std::int64_t n) noexcept {
   for (std::int64_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0F + std::exp(-gate[i])) * up[i];
 }
 
+// Element i of a KV row: a float, or F16 bits.
+template <class Element>
+float kv_value(const Element* row, std::int64_t i) noexcept {
+  if constexpr (std::is_same_v<Element, float>) {
+    return row[i];
+  } else {
+    return fp16_to_float(row[i]);
+  }
+}
+
+// q . row with eight independent partial sums, so the compiler can use vector registers.
+template <class Element>
+float dot_kv(const float* q, const Element* row, std::int64_t n) noexcept {
+  float partial[8] = {};
+  std::int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    for (int j = 0; j < 8; ++j) partial[j] += q[i + j] * kv_value(row, i + j);
+  }
+  float sum = ((partial[0] + partial[4]) + (partial[1] + partial[5])) +
+              ((partial[2] + partial[6]) + (partial[3] + partial[7]));
+  for (; i < n; ++i) sum += q[i] * kv_value(row, i);
+  return sum;
+}
+
 // One row at a time: scores, their exponentials (summed in double), then the weighted values.
-void attend_portable(const AttentionRows& rows, float* scratch) noexcept {
+template <class Element>
+void attend_portable_of(const AttentionRows& rows, float* scores) noexcept {
   const std::int64_t hd = rows.head_dim;
-  float* const scores = scratch;
+  const auto* keys = static_cast<const Element*>(rows.keys);
+  const auto* values = static_cast<const Element*>(rows.values);
   for (std::size_t r = 0; r < rows.q.size(); ++r) {
     const std::int64_t visible = rows.visible[r];
     float best = -INFINITY;
     for (std::int64_t p = 0; p < visible; ++p) {
-      scores[p] = dot_portable(rows.q[r], rows.keys + p * rows.stride, hd) * rows.scale;
+      scores[p] = dot_kv(rows.q[r], keys + p * rows.stride, hd) * rows.scale;
       best = std::max(best, scores[p]);
     }
     double total = 0;
@@ -290,8 +300,19 @@ void attend_portable(const AttentionRows& rows, float* scratch) noexcept {
     const auto inverse = static_cast<float>(1.0 / total);
     float* const out = rows.out[r];
     std::fill(out, out + hd, 0.0F);
-    for (std::int64_t p = 0; p < visible; ++p)
-      add_scaled_portable(out, rows.values + p * rows.stride, scores[p] * inverse, hd);
+    for (std::int64_t p = 0; p < visible; ++p) {
+      const float weight = scores[p] * inverse;
+      const Element* row = values + p * rows.stride;
+      for (std::int64_t i = 0; i < hd; ++i) out[i] += weight * kv_value(row, i);
+    }
+  }
+}
+
+void attend_portable(const AttentionRows& rows, float* scratch) noexcept {
+  if (rows.kv_type == TensorType::F16) {
+    attend_portable_of<std::uint16_t>(rows, scratch);
+  } else {
+    attend_portable_of<float>(rows, scratch);
   }
 }
 

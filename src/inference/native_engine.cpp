@@ -48,6 +48,7 @@ struct NativeEngine::Loaded {
   topology::Shard shard;
   ChatTemplate chat = ChatTemplate::CHATML;
   std::int64_t max_context = 0;
+  TensorType kv_type = TensorType::F16;
 };
 
 // One request's KV cache and the shard runtime it was started on (compute thread only, after
@@ -186,8 +187,12 @@ asio::awaitable<void> NativeEngine::do_initialize() {
     }
     l->loaded_weight_bytes = runtime->weights->weight_bytes();
     l->runtimes[{shard.start_layer, shard.end_layer}] = std::move(runtime);
+    if (options.kv_type != TensorType::F32 && options.kv_type != TensorType::F16)
+      throw ModelError(
+          fmt::format("KV cache type must be f32 or f16, not {}", tensor_type_name(options.kv_type)));
     l->budget = std::make_shared<KvBudget>(options.kv_budget_bytes);
     l->max_context = options.max_context > 0 ? options.max_context : c.n_ctx;
+    l->kv_type = options.kv_type;
     l->chat =
         choose_chat_template(l->file.find_string("tokenizer.chat_template"), &l->tokenizer->vocabulary());
     const auto eos = l->tokenizer->vocabulary().eos();
@@ -243,6 +248,7 @@ std::map<std::string, std::string> NativeEngine::details() const {
   out["weight_bytes"] = std::to_string(l->loaded_weight_bytes);
   out["kv_bytes"] = std::to_string(l->budget->used());
   out["kv_budget_bytes"] = std::to_string(l->budget->limit());
+  out["kv_type"] = std::string(tensor_type_name(l->kv_type));
   out["threads"] = std::to_string(l->pool->size());
   out["chat_template"] = std::string(chat_template_name(l->chat));
   out["active_requests"] = std::to_string(active_requests());
@@ -359,7 +365,7 @@ asio::awaitable<net::Tensor> NativeEngine::infer_tensor(std::string request_id, 
     }
     runtime->last_used = ++l->use_counter;
     if (!request->cache) {
-      request->cache = runtime->forward->make_cache(l->budget, l->max_context);
+      request->cache = runtime->forward->make_cache(l->budget, l->max_context, l->kv_type);
       request->shard = shard;
       request->runtime = runtime;
     } else if (request->shard != shard) {

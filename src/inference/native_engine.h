@@ -16,7 +16,8 @@
 //   (std::invalid_argument naming both otherwise), the same for every call of one request. First shard: int64
 //   or int32 ids [1, n]; later shards: float32 hidden states [1, n, n_embd]. Non-last shards return float32
 //   [1, n, n_embd]; the last returns float32 logits [1, n_vocab] of the newest position. Each request has a
-//   KV cache (keyed by request id, positions continue across calls) charged to the engine's KV budget
+//   KV cache (keyed by request id, positions continue across calls; F16 elements by default) charged
+//   to the engine's KV budget
 //   (KvBudgetError when exceeded); release_request() frees it, and a failed call leaves the cache as
 //   it was. All compute runs serialised on the compute thread.
 // - encode(): tokenizer with BOS/EOS as the vocabulary asks and special-token text parsed (matching
@@ -51,9 +52,10 @@ struct NativeEngineOptions {
   std::optional<topology::Shard> shard;  // layer range to load; nullopt: the whole model
   unsigned threads = 0;                  // compute threads; 0: one per hardware thread
   std::uint64_t kv_budget_bytes = std::uint64_t{2} << 30;
-  std::int64_t max_context = 0;  // positions per request; 0: the model's context length
-  bool read_ahead = true;        // read the loaded shard's weights into memory at initialize()
-  std::string note;              // appended to the model description shown to users
+  std::int64_t max_context = 0;          // positions per request; 0: the model's context length
+  TensorType kv_type = TensorType::F16;  // KV cache elements: F16 (half the memory) or F32
+  bool read_ahead = true;                // read the loaded shard's weights into memory at initialize()
+  std::string note;                      // appended to the model description shown to users
 };
 
 class NativeEngine : public InferenceEngine {

@@ -140,6 +140,10 @@ std::shared_ptr<Node> Node::create(asio::any_io_executor executor, NodeOptions o
     engine_options.model_path = o.model_path;
     engine_options.model_id = o.default_model;
     engine_options.threads = o.engine_threads;
+    if (o.kv_cache_type != "f16" && o.kv_cache_type != "f32")
+      throw std::invalid_argument("KV cache type '" + o.kv_cache_type + "' is not f16 or f32");
+    engine_options.kv_type =
+        o.kv_cache_type == "f32" ? inference::TensorType::F32 : inference::TensorType::F16;
     // In a cluster the node runs only its share of the layers: read nothing ahead.
     engine_options.read_ahead = o.discovery == "none";
     engine_options.note = o.model_note;

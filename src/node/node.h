@@ -45,9 +45,10 @@ struct NodeOptions {
   int api_port = 52415;
   std::string inference_engine = "dummy";  // dummy | native
   std::string default_model = "dummy";
-  std::string model_path;       // native: the GGUF file (its model id is default_model)
-  std::string model_note;       // shown with the model (e.g. "random-weight demo model")
-  unsigned engine_threads = 0;  // native: compute threads, 0 = one per core
+  std::string model_path;             // native: the GGUF file (its model id is default_model)
+  std::string model_note;             // shown with the model (e.g. "random-weight demo model")
+  unsigned engine_threads = 0;        // native: compute threads, 0 = one per core
+  std::string kv_cache_type = "f16";  // native: KV cache elements, "f16" or "f32"
   std::int32_t max_generate_tokens = 10000;
   std::chrono::milliseconds response_timeout{90'000};
   std::string admin_token;                // empty: admin endpoints only from loopback

@@ -15,6 +15,7 @@
 #include "gguf_builder.h"
 #include "inference/forward_pass.h"
 #include "inference/gguf_file.h"
+#include "inference/half_float.h"
 #include "inference/repacked_weights.h"
 #include "test_support.h"
 
@@ -354,6 +355,35 @@ TEST(ForwardPass, RepackedQ4_0ShardsShareOneCopyAndMatchTheFileLayout) {
   static_cast<void>(ModelWeights::load(in_memory, config, 0, config.n_layer - 1, &other));
   other.release_sources();  // must not touch memory the process owns
   EXPECT_EQ(run_whole(in_memory, ids, ForwardPass::Logits::LAST), file_layout);
+}
+
+TEST(KvCache, F16StoresEachValueRoundedToTheNearestHalfInHalfTheBytes) {
+  auto budget = std::make_shared<KvBudget>(1U << 20);
+  KvCache half(budget, 3, 1, 4, 32, TensorType::F16);
+  KvCache full(budget, 3, 1, 4, 32, TensorType::F32);
+  // Two positions of 4 values: exact halves, values between halves, the largest half, a tiny one.
+  const std::vector<float> keys{1.0f, 1.0f + 1.0f / 4096, 65504.0f, -3.14159265f, 0.1f, -2e-7f, 0.5f, 1e-3f};
+  const std::vector<float> values{-1.0f, 2.0f / 3, 1e4f, 7.0f, -0.25f, 3e-5f, 100.5f, -42.0f};
+  half.append(3, keys, values);
+  full.append(3, keys, values);
+  EXPECT_EQ(2 * half.allocated_bytes(), full.allocated_bytes());
+  EXPECT_EQ(budget->used(), half.allocated_bytes() + full.allocated_bytes());
+  const KvCache::StoredRows h = half.stored(3);
+  const KvCache::StoredRows f = full.stored(3);
+  ASSERT_EQ(h.length, 2);
+  ASSERT_EQ(f.length, 2);
+  for (std::size_t i = 0; i < keys.size(); ++i) {
+    EXPECT_EQ(static_cast<const std::uint16_t*>(h.keys)[i], float_to_fp16(keys[i])) << i;
+    EXPECT_EQ(static_cast<const std::uint16_t*>(h.values)[i], float_to_fp16(values[i])) << i;
+    EXPECT_EQ(static_cast<const float*>(f.keys)[i], keys[i]) << i;
+    EXPECT_EQ(static_cast<const float*>(f.values)[i], values[i]) << i;
+  }
+  EXPECT_EQ(fp16_to_float(static_cast<const std::uint16_t*>(h.keys)[1]), 1.0f);  // 1 + 2^-12 rounds to 1
+  // Rows of the wrong width and other element types are refused; the cache is unchanged.
+  const std::vector<float> three(3, 1.0f);
+  EXPECT_THROW(half.append(3, three, three), std::invalid_argument);
+  EXPECT_EQ(half.stored(3).length, 2);
+  EXPECT_THROW(KvCache(budget, 0, 1, 4, 32, TensorType::Q8_0), std::invalid_argument);
 }
 
 TEST(KvCache, BudgetAndContextOverflowAreClearErrorsAndRollBack) {

@@ -316,64 +316,80 @@ TEST_P(MatmulVariantTest, SiluMulMatchesDoublePrecisionIncludingExtremes) {
 TEST_P(MatmulVariantTest, AttentionMatchesDoublePrecisionOnAwkwardShapes) {
   // Head sizes below, at and above the 64 values kept in registers, and not multiples of 8; context
   // lengths around the 8 keys scored and the 16 positions weighted at a time; rows of one call with
-  // different lengths (causal positions of a batch); rows interleaved with other heads.
+  // different lengths (causal positions of a batch); rows interleaved with other heads; F32 and F16
+  // caches.
   const KernelVariant variant = GetParam();
   std::mt19937 rng(17);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  for (std::int64_t head_dim : {8, 12, 64, 72, 128}) {
-    for (std::int64_t longest : {1, 7, 8, 9, 16, 17, 33, 100}) {
-      for (float scale : {0.125f, 40.0f}) {  // 40: scores in the thousands, softmax nearly one-hot
-        const std::int64_t stride = 3 * head_dim + 5;
-        std::vector<float> keys(static_cast<std::size_t>(longest * stride));
-        std::vector<float> values(keys.size());
-        for (auto& v : keys) v = normal(rng);
-        for (auto& v : values) v = normal(rng);
-        // Rows of lengths longest, longest - 1, ..., 1 (at most 6 rows), two of them sharing a length.
-        std::vector<std::int64_t> visible;
-        for (std::int64_t v = longest; v >= 1 && visible.size() < 5; --v) visible.push_back(v);
-        visible.push_back(longest);
-        std::vector<std::vector<float>> queries(visible.size(), std::vector<float>(head_dim));
-        std::vector<std::vector<float>> outs(visible.size(), std::vector<float>(head_dim, -1.0f));
-        std::vector<const float*> q_rows;
-        std::vector<float*> out_rows;
-        for (std::size_t r = 0; r < visible.size(); ++r) {
-          for (auto& v : queries[r]) v = normal(rng);
-          q_rows.push_back(queries[r].data());
-          out_rows.push_back(outs[r].data());
-        }
-        // Each cache row holds 3 heads and 5 more floats; the rows read the second head.
-        const AttentionRows rows{.keys = keys.data() + head_dim,
-                                 .values = values.data() + head_dim,
-                                 .stride = stride,
-                                 .head_dim = head_dim,
-                                 .scale = scale,
-                                 .q = q_rows,
-                                 .visible = visible,
-                                 .out = out_rows};
-        std::vector<float> scratch(visible.size() * static_cast<std::size_t>(longest));
-        attend_f32_with(variant, rows, scratch.data());
-        for (std::size_t r = 0; r < visible.size(); ++r) {
-          std::vector<double> weights(static_cast<std::size_t>(visible[r]));
-          double best = -1e300;
-          for (std::int64_t p = 0; p < visible[r]; ++p) {
-            double dot = 0;
-            for (std::int64_t d = 0; d < head_dim; ++d)
-              dot += static_cast<double>(queries[r][static_cast<std::size_t>(d)]) * rows.keys[p * stride + d];
-            weights[static_cast<std::size_t>(p)] = dot * scale;
-            best = std::max(best, dot * scale);
+  for (TensorType kv_type : {TensorType::F32, TensorType::F16}) {
+    for (std::int64_t head_dim : {8, 12, 64, 72, 128}) {
+      for (std::int64_t longest : {1, 7, 8, 9, 16, 17, 33, 100}) {
+        for (float scale : {0.125f, 40.0f}) {  // 40: scores in the thousands, softmax nearly one-hot
+          const std::int64_t stride = 3 * head_dim + 5;
+          // The cache in its type, and as floats (the F16 values exactly) for the reference.
+          std::vector<float> keys(static_cast<std::size_t>(longest * stride));
+          std::vector<float> values(keys.size());
+          std::vector<std::uint16_t> keys16(keys.size());
+          std::vector<std::uint16_t> values16(keys.size());
+          for (std::size_t i = 0; i < keys.size(); ++i) {
+            keys16[i] = float_to_fp16(normal(rng));
+            values16[i] = float_to_fp16(normal(rng));
+            keys[i] = kv_type == TensorType::F16 ? fp16_to_float(keys16[i]) : normal(rng);
+            values[i] = kv_type == TensorType::F16 ? fp16_to_float(values16[i]) : normal(rng);
           }
-          double total = 0;
-          for (double& w : weights) total += (w = std::exp(w - best));
-          for (std::int64_t d = 0; d < head_dim; ++d) {
-            double expected = 0;
-            for (std::int64_t p = 0; p < visible[r]; ++p)
-              expected += weights[static_cast<std::size_t>(p)] / total * rows.values[p * stride + d];
-            // Float scores of magnitude up to ~40 * 30 carry an absolute error of ~1e-4 into the
-            // exponent; the values are N(0, 1).
-            const double tolerance = scale > 1.0f ? 2e-3 : 2e-5;
-            ASSERT_NEAR(outs[r][static_cast<std::size_t>(d)], expected, tolerance)
-                << "head " << head_dim << " row " << r << " visible " << visible[r] << " scale " << scale
-                << " value " << d;
+          const bool half = kv_type == TensorType::F16;
+          // Rows of lengths longest, longest - 1, ..., 1 (at most 6 rows), two of them sharing a length.
+          std::vector<std::int64_t> visible;
+          for (std::int64_t v = longest; v >= 1 && visible.size() < 5; --v) visible.push_back(v);
+          visible.push_back(longest);
+          std::vector<std::vector<float>> queries(visible.size(), std::vector<float>(head_dim));
+          std::vector<std::vector<float>> outs(visible.size(), std::vector<float>(head_dim, -1.0f));
+          std::vector<const float*> q_rows;
+          std::vector<float*> out_rows;
+          for (std::size_t r = 0; r < visible.size(); ++r) {
+            for (auto& v : queries[r]) v = normal(rng);
+            q_rows.push_back(queries[r].data());
+            out_rows.push_back(outs[r].data());
+          }
+          // Each cache row holds 3 heads and 5 more floats; the rows read the second head.
+          const AttentionRows rows{.kv_type = kv_type,
+                                   .keys = half ? static_cast<const void*>(keys16.data() + head_dim)
+                                                : static_cast<const void*>(keys.data() + head_dim),
+                                   .values = half ? static_cast<const void*>(values16.data() + head_dim)
+                                                  : static_cast<const void*>(values.data() + head_dim),
+                                   .stride = stride,
+                                   .head_dim = head_dim,
+                                   .scale = scale,
+                                   .q = q_rows,
+                                   .visible = visible,
+                                   .out = out_rows};
+          std::vector<float> scratch(visible.size() * static_cast<std::size_t>(longest));
+          attend_f32_with(variant, rows, scratch.data());
+          for (std::size_t r = 0; r < visible.size(); ++r) {
+            std::vector<double> weights(static_cast<std::size_t>(visible[r]));
+            double best = -1e300;
+            for (std::int64_t p = 0; p < visible[r]; ++p) {
+              double dot = 0;
+              for (std::int64_t d = 0; d < head_dim; ++d)
+                dot += static_cast<double>(queries[r][static_cast<std::size_t>(d)]) *
+                       keys[static_cast<std::size_t>(p * stride + head_dim + d)];
+              weights[static_cast<std::size_t>(p)] = dot * scale;
+              best = std::max(best, dot * scale);
+            }
+            double total = 0;
+            for (double& w : weights) total += (w = std::exp(w - best));
+            for (std::int64_t d = 0; d < head_dim; ++d) {
+              double expected = 0;
+              for (std::int64_t p = 0; p < visible[r]; ++p)
+                expected += weights[static_cast<std::size_t>(p)] / total *
+                            values[static_cast<std::size_t>(p * stride + head_dim + d)];
+              // Float scores of magnitude up to ~40 * 30 carry an absolute error of ~1e-4 into the
+              // exponent; the values are N(0, 1).
+              const double tolerance = scale > 1.0f ? 2e-3 : 2e-5;
+              ASSERT_NEAR(outs[r][static_cast<std::size_t>(d)], expected, tolerance)
+                  << tensor_type_name(kv_type) << " head " << head_dim << " row " << r << " visible "
+                  << visible[r] << " scale " << scale << " value " << d;
+            }
           }
         }
       }

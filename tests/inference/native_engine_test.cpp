@@ -32,12 +32,14 @@ class NativeEngineTest : public ::testing::Test {
 
   std::shared_ptr<NativeEngine> make(const std::string& model,
                                      std::optional<topology::Shard> shard = std::nullopt,
-                                     std::uint64_t kv_budget = std::uint64_t{1} << 28) {
+                                     std::uint64_t kv_budget = std::uint64_t{1} << 28,
+                                     TensorType kv_type = TensorType::F16) {
     NativeEngineOptions options;
     options.model_path = test::model_path(model + ".gguf").string();
     options.shard = std::move(shard);
     options.threads = 2;
     options.kv_budget_bytes = kv_budget;
+    options.kv_type = kv_type;
     return resource::make_resource<NativeEngine>(context.get_executor(), "engine-" + model, options);
   }
 
@@ -206,16 +208,24 @@ TEST_F(NativeEngineTest, ShardMismatchAndBadInputsAreClearErrors) {
 TEST_F(NativeEngineTest, KvBudgetExceededIsAnErrorAndTheEngineStaysUsable) {
   const auto path = test::model_path("small-f16.gguf");
   EXO_SKIP_IF_MISSING(path);
-  // 4 layers x 16 positions x 128 floats x K,V x 4 bytes = 64 KiB for the first 16 positions.
-  auto engine = make("small-f16", std::nullopt, 70'000);
+  // The default F16 cache: 4 layers x 16 positions x 128 values x K,V x 2 bytes = 32 KiB for the
+  // first 16 positions.
+  auto engine = make("small-f16", std::nullopt, 40'000);
   run_sync(context, engine->initialize());
+  EXPECT_EQ(engine->info().details.at("kv_type"), "f16");
   const topology::Shard shard = engine->loaded_shard();
   const auto prompt = net::Tensor::from_values<std::int64_t>({1, 12}, kPrompt);
   EXPECT_NO_THROW(run_sync(context, engine->infer_tensor("a", shard, prompt)));
+  EXPECT_EQ(engine->info().details.at("kv_bytes"), "32768");
   EXPECT_THROW(run_sync(context, engine->infer_tensor("b", shard, prompt)), KvBudgetError);
   engine->release_request("a");
   EXPECT_NO_THROW(run_sync(context, engine->infer_tensor("b", shard, prompt)));
   run_sync(context, engine->cleanup());
+  // An F32 cache needs twice as much: 64 KiB do not fit the same budget.
+  auto f32 = make("small-f16", std::nullopt, 40'000, TensorType::F32);
+  run_sync(context, f32->initialize());
+  EXPECT_THROW(run_sync(context, f32->infer_tensor("a", shard, prompt)), KvBudgetError);
+  run_sync(context, f32->cleanup());
 }
 
 TEST_F(NativeEngineTest, MissingFileFailsInitializationWithoutRetrying) {
