@@ -9,7 +9,7 @@
 // - BM_Matmul/<type>/<rows>/<cols>/128: a 128-token batch (prompt processing). Counter: tokens/s for
 //   this one matrix and effective GMAC/s.
 // - BM_Reference*: the scalar oracle on the same shapes, for the speedup of the fast path.
-// - Type indices are those of `types` below, then Q4_0, Q4_K and Q8_0 in their 8-row layouts.
+// - Type indices are those of `types` below, then Q4_0, Q4_K, Q8_0 and Q6_K in their 8-row layouts.
 // Threads: EXO_BENCH_THREADS (default 2).
 #include <benchmark/benchmark.h>
 
@@ -81,15 +81,17 @@ const Matrix& matrix(TensorType type, std::int64_t rows, std::int64_t cols) {
   return cache.back().second;
 }
 
-// Benchmark type indices: those of `types`, then Q4_0, Q4_K and Q8_0 in their 8-row layouts
+// Benchmark type indices: those of `types`, then Q4_0, Q4_K, Q8_0 and Q6_K in their 8-row layouts
 // (pack_x8).
 constexpr std::int64_t q4_0_x8_index = static_cast<std::int64_t>(std::size(types));
 constexpr std::int64_t q4_k_x8_index = q4_0_x8_index + 1;
 constexpr std::int64_t q8_0_x8_index = q4_0_x8_index + 2;
+constexpr std::int64_t q6_k_x8_index = q4_0_x8_index + 3;
 
 TensorType type_at(std::int64_t index) {
   if (index == q4_0_x8_index) return TensorType::Q4_0;
   if (index == q8_0_x8_index) return TensorType::Q8_0;
+  if (index == q6_k_x8_index) return TensorType::Q6_K;
   return index == q4_k_x8_index ? TensorType::Q4_K : types[index];
 }
 
@@ -214,7 +216,7 @@ void BM_Reference(benchmark::State& state) {
 
 void shapes(benchmark::internal::Benchmark* b, bool batch) {
   const std::int64_t shape[][2] = {{2048, 2048}, {5632, 2048}, {2048, 5632}};
-  for (std::int64_t t = 0; t <= q8_0_x8_index; ++t) {
+  for (std::int64_t t = 0; t <= q6_k_x8_index; ++t) {
     for (const auto& s : shape) {
       if (batch) {
         b->Args({t, s[0], s[1], 128});
@@ -233,7 +235,7 @@ BENCHMARK(BM_Matvec)->Apply([](benchmark::internal::Benchmark* b) { shapes(b, fa
 // Q8_0, Q4_0, F16, Q4_K, Q6_K and the 8-row layouts: best of 5 runs (the machine is shared; the minimum is
 // the signal).
 BENCHMARK(BM_MatvecFromDram)
-    ->ArgsProduct({{3, 4, 1, 8, 10, q4_0_x8_index, q4_k_x8_index, q8_0_x8_index}})
+    ->ArgsProduct({{3, 4, 1, 8, 10, q4_0_x8_index, q4_k_x8_index, q8_0_x8_index, q6_k_x8_index}})
     ->ArgNames({"type"})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()

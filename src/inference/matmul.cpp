@@ -233,6 +233,8 @@ WeightLayout x8_layout_of(TensorType type) noexcept {
       return WeightLayout::Q8_0_X8;
     case TensorType::Q4_K:
       return WeightLayout::Q4_K_X8;
+    case TensorType::Q6_K:
+      return WeightLayout::Q6_K_X8;
     default:
       return WeightLayout::ROWS;
   }
@@ -268,6 +270,28 @@ void pack_q8_0_group_block(const WeightMatrix& w, std::int64_t g, std::int64_t b
     dst[2 * r] = src[0];
     dst[2 * r + 1] = src[1];
     for (int k = 0; k < 8; ++k) std::memcpy(dst + 16 + 32 * k + 4 * r, src + 2 + 4 * k, 4);
+  }
+}
+
+void pack_q6_k_group_block(const WeightMatrix& w, std::int64_t g, std::int64_t b, std::uint8_t* dst) {
+  std::memset(dst, 0, kernels::q6_k_x8_group_bytes);  // the level bits are OR-ed in
+  for (int r = 0; r < 8; ++r) {
+    const std::uint8_t* src = w.row(g * 8 + r) + b * kernels::q6_k_block_bytes;
+    std::memcpy(dst + 2 * r, src + 208, 2);                           // d
+    for (int j = 0; j < 16; ++j) dst[16 + 8 * j + r] = src[192 + j];  // int8 scales
+    for (int v = 0; v < 256; ++v) {
+      const int level = blocks::q6_k_level(src, v);
+      const int i = v % 32;  // in sub-block v / 32: run i / 16, vector (i % 16) / 4, lane 4 * r + i % 4
+      std::uint8_t* run = dst + 144 + 192 * (v / 32) + 96 * (i / 16);
+      const int vector = (i % 16) / 4;
+      const int lane = 4 * r + i % 4;
+      if (vector < 3) {
+        run[32 * vector + lane] |= static_cast<std::uint8_t>(level);
+      } else {
+        for (int part = 0; part < 3; ++part)
+          run[32 * part + lane] |= static_cast<std::uint8_t>(((level >> (2 * part)) & 0x03) << 6);
+      }
+    }
   }
 }
 
@@ -311,7 +335,8 @@ void pack_q4_k_group_block(const WeightMatrix& w, std::int64_t g, std::int64_t b
 }  // namespace
 
 WeightMatrix pack_x8(const WeightMatrix& w, std::span<std::uint8_t> out, ComputePool* pool) {
-  if (!can_pack_x8(w)) throw std::invalid_argument("pack_x8: not a Q4_0, Q8_0 or Q4_K matrix of 8k rows");
+  if (!can_pack_x8(w))
+    throw std::invalid_argument("pack_x8: not a Q4_0, Q8_0, Q4_K or Q6_K matrix of 8k rows");
   if (out.size() != static_cast<std::size_t>(w.rows) * w.row_bytes)
     throw std::invalid_argument("pack_x8: the output is not rows * row_bytes bytes");
   const WeightLayout layout = x8_layout_of(w.type);
@@ -328,6 +353,9 @@ WeightMatrix pack_x8(const WeightMatrix& w, std::span<std::uint8_t> out, Compute
             break;
           case WeightLayout::Q8_0_X8:
             pack_q8_0_group_block(w, g, b, dst);
+            break;
+          case WeightLayout::Q6_K_X8:
+            pack_q6_k_group_block(w, g, b, dst);
             break;
           default:
             pack_q4_k_group_block(w, g, b, dst);

@@ -1,9 +1,10 @@
-// AVX2 + FMA + F16C kernels of the 8-row layouts (Q4_0_X8, Q8_0_X8, Q4_K_X8; matmul.h). Compiled with the
-// same flags as matmul_avx2.cpp and called only after the same CPU check. Each tile is 8 rows x NT
+// AVX2 + FMA + F16C kernels of the 8-row layouts (Q4_0_X8, Q8_0_X8, Q4_K_X8, Q6_K_X8; matmul.h). Compiled
+// with the same flags as matmul_avx2.cpp and called only after the same CPU check. Each tile is 8 rows x NT
 // tokens: the 8 rows' dot products are the 8 lanes of one vector, so no horizontal sums are needed.
 #include <immintrin.h>
 
 #include <cstdint>
+#include <cstring>
 
 #include "inference/matmul_avx2_helpers.h"
 #include "inference/matmul_kernels.h"
@@ -242,6 +243,101 @@ struct Q4KX8Kernel {
   }
 };
 
+// ---------------------------------------------------------------------------------------------
+// Q6_K in the Q6_K_X8 layout (matmul.h): 8 rows x NT tokens per tile. Per super-block the rows' 16
+// int8 scales are widened once (each duplicated over its row's two 16-bit lanes, and as interleaved
+// pairs for the offset term). Per 32-value sub-block the 8 level vectors come from 6 loads: a mask
+// each for 6 of them, three shifts, masks and two ORs for the other 2. Levels are 0..63, so two products of a
+// broadcast group of 4 activation levels add up in 16 bits (at most 2 * 2 * 63 * 128), and vpmaddwd with the
+// 16-value sub-block's scales widens them into the rows' lanes. The zero point 32 comes off as
+// 32 * sum_j scale_j * (sum of sub-block j's activations), from the activation's bsums.
+struct Q6KX8Kernel {
+  template <int NT>
+  static void tile(const WeightMatrix& w, const Activations& x, float* y, I64 r0, I64 t0) {
+    const I64 nb = w.cols / q8k_block;
+    const std::uint8_t* group = w.data + (r0 / 8) * nb * q6_k_x8_group_bytes;
+    const __m128i duplicate = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
+    const __m128i interleave = _mm_setr_epi8(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+    const __m256i six_bits = _mm256_set1_epi8(0x3F);
+    const __m256i bits_0_1 = _mm256_set1_epi8(0x03);
+    const __m256i bits_2_3 = _mm256_set1_epi8(0x0C);
+    const __m256i bits_4_5 = _mm256_set1_epi8(0x30);
+    __m256 acc[NT];
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+    for (I64 b = 0; b < nb; ++b) {
+      const std::uint8_t* block = group + b * q6_k_x8_group_bytes;
+      const std::uint8_t* scale_bytes = block + 16;
+      prefetch(block);
+      prefetch(block + 64);
+      prefetch(block + 128);
+      __m256i scale[16];
+#pragma GCC unroll 16
+      for (int j = 0; j < 16; ++j)
+        scale[j] = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(
+            _mm_loadl_epi64(reinterpret_cast<const __m128i*>(scale_bytes + 8 * j)), duplicate));
+      const ActQ8K* xs[NT];
+      __m256i dots[NT];
+      __m256i offsets[NT];
+#pragma GCC unroll 4
+      for (int t = 0; t < NT; ++t) {
+        xs[t] = x.q8k + (t0 + t) * nb + b;
+        dots[t] = _mm256_setzero_si256();
+        // sum_j scale_j * bsum_j, two sub-blocks per multiply-add (|sum| <= 16 * 128 * 16 * 128).
+        __m256i offset = _mm256_setzero_si256();
+#pragma GCC unroll 8
+        for (int p = 0; p < 8; ++p) {
+          const __m256i pairs = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(
+              _mm_loadu_si128(reinterpret_cast<const __m128i*>(scale_bytes + 16 * p)), interleave));
+          std::int32_t bsum_pair = 0;
+          std::memcpy(&bsum_pair, xs[t]->bsums + 2 * p, sizeof bsum_pair);
+          offset = _mm256_add_epi32(offset, _mm256_madd_epi16(pairs, _mm256_set1_epi32(bsum_pair)));
+        }
+        offsets[t] = offset;
+      }
+      for (int sub = 0; sub < 8; ++sub) {
+        const std::uint8_t* levels_at = block + 144 + 192 * sub;
+        for (I64 line = 64; line < 256; line += 64) prefetch(levels_at + line);
+        __m256i levels[8];
+#pragma GCC unroll 2
+        for (int run = 0; run < 2; ++run) {
+          const __m256i v0 = load256(levels_at + 96 * run);
+          const __m256i v1 = load256(levels_at + 96 * run + 32);
+          const __m256i v2 = load256(levels_at + 96 * run + 64);
+          levels[4 * run] = _mm256_and_si256(v0, six_bits);
+          levels[4 * run + 1] = _mm256_and_si256(v1, six_bits);
+          levels[4 * run + 2] = _mm256_and_si256(v2, six_bits);
+          levels[4 * run + 3] =
+              _mm256_or_si256(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v0, 6), bits_0_1),
+                                              _mm256_and_si256(_mm256_srli_epi16(v1, 4), bits_2_3)),
+                              _mm256_and_si256(_mm256_srli_epi16(v2, 2), bits_4_5));
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < NT; ++t) {
+          const auto* qs = reinterpret_cast<const std::uint8_t*>(xs[t]->qs + 32 * sub);
+          const auto product = [&](int k) {
+            return _mm256_maddubs_epi16(levels[k], _mm256_set1_epi32(static_cast<int>(u32(qs + 4 * k))));
+          };
+#pragma GCC unroll 4
+          for (int half = 0; half < 4; ++half) {  // values 8 * half .. + 7: half of a 16-value sub-block
+            const __m256i sums16 = _mm256_add_epi16(product(2 * half), product(2 * half + 1));
+            dots[t] = _mm256_add_epi32(dots[t], _mm256_madd_epi16(sums16, scale[2 * sub + half / 2]));
+          }
+        }
+      }
+      const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block)));
+#pragma GCC unroll 4
+      for (int t = 0; t < NT; ++t) {
+        const __m256i integer = _mm256_sub_epi32(dots[t], _mm256_slli_epi32(offsets[t], 5));
+        acc[t] =
+            _mm256_fmadd_ps(_mm256_cvtepi32_ps(integer), _mm256_mul_ps(d, _mm256_set1_ps(xs[t]->d)), acc[t]);
+      }
+    }
+#pragma GCC unroll 4
+    for (int t = 0; t < NT; ++t) _mm256_storeu_ps(y + (t0 + t) * w.rows + r0, acc[t]);
+  }
+};
+
 }  // namespace
 
 RowKernel avx2_x8_kernel(WeightLayout layout) noexcept {
@@ -252,6 +348,8 @@ RowKernel avx2_x8_kernel(WeightLayout layout) noexcept {
       return x8_entry<Block32X8Kernel<Q8_0X8Levels>>;
     case WeightLayout::Q4_K_X8:
       return x8_entry<Q4KX8Kernel>;
+    case WeightLayout::Q6_K_X8:
+      return x8_entry<Q6KX8Kernel>;
     case WeightLayout::ROWS:
       break;
   }

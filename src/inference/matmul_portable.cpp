@@ -344,6 +344,25 @@ void unpack_q8_0_group_block(const std::uint8_t* src, int in_group, std::uint8_t
   for (int k = 0; k < 8; ++k) std::memcpy(dst + 2 + 4 * k, src + 16 + 32 * k + 4 * in_group, 4);
 }
 
+void unpack_q6_k_group_block(const std::uint8_t* src, int in_group, std::uint8_t* dst) {
+  std::memset(dst, 0, q6_k_block_bytes);  // the level bits are OR-ed in
+  for (int j = 0; j < 16; ++j) dst[192 + j] = src[16 + 8 * j + in_group];
+  std::memcpy(dst + 208, src + 2 * in_group, 2);
+  for (int v = 0; v < 256; ++v) {
+    const int i = v % 32;
+    const std::uint8_t* run = src + 144 + 192 * (v / 32) + 96 * (i / 16);
+    const int vector = (i % 16) / 4;
+    const int lane = 4 * in_group + i % 4;
+    int level = 0;
+    if (vector < 3) {
+      level = run[32 * vector + lane] & 0x3F;
+    } else {
+      for (int part = 0; part < 3; ++part) level |= (run[32 * part + lane] >> 6) << (2 * part);
+    }
+    blocks::set_q6_k_level(dst, v, level);
+  }
+}
+
 void unpack_q4_k_group_block(const std::uint8_t* src, int in_group, std::uint8_t* dst) {
   std::memcpy(dst, src + 2 * in_group, 2);           // d
   std::memcpy(dst + 2, src + 16 + 2 * in_group, 2);  // dmin
@@ -382,6 +401,9 @@ void unpack_x8_row(const WeightMatrix& w, std::int64_t r, std::uint8_t* out) noe
         break;
       case WeightLayout::Q8_0_X8:
         unpack_q8_0_group_block(src, in_group, dst);
+        break;
+      case WeightLayout::Q6_K_X8:
+        unpack_q6_k_group_block(src, in_group, dst);
         break;
       default:
         unpack_q4_k_group_block(src, in_group, dst);

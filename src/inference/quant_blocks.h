@@ -32,4 +32,9 @@ void quantize_q6_k(const float* in, std::uint8_t* out);
 void unpack_k4_scales_mins(const std::uint8_t* packed, std::uint8_t* scales, std::uint8_t* mins);
 void pack_k4_scales_mins(const std::uint8_t* scales, const std::uint8_t* mins, std::uint8_t* packed);
 
+// Level v (0..255) of a Q6_K super-block (6 bits: 4 in `ql`, 2 in `qh`), and the reverse; the
+// setter expects the level's bits still clear.
+int q6_k_level(const std::uint8_t* block, int v);
+void set_q6_k_level(std::uint8_t* block, int v, int level);
+
 }  // namespace exo::inference::blocks

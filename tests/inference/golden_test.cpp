@@ -90,7 +90,7 @@ TEST_P(GoldenModel, PromptLogitsAndGreedyContinuationMatchTheReference) {
   const GgufFile file = GgufFile::open(path.string());
   const ModelConfig config = ModelConfig::from_gguf(file);
   ASSERT_EQ(config.n_vocab, golden.n_vocab);
-  RepackedWeights repacked;  // the engine's path: matrices in the kernels' layout (Q4_0, Q4_K -> X8)
+  RepackedWeights repacked;  // the engine's path: matrices in the kernels' layout (X8 groups)
   const ModelWeights weights = ModelWeights::load(file, config, 0, config.n_layer - 1, &repacked);
   ComputePool pool(2);
   ForwardPass forward(config, weights, pool);

@@ -430,21 +430,18 @@ TEST_P(MatmulVariantTest, AGroupEqualsSeparateProductsBitForBit) {
   EXPECT_THROW(matmul_group_with(variant, mismatched, x, 1, pool), std::invalid_argument);
 }
 
-TEST_P(MatmulVariantTest, KQuantExtremesDoNotOverflowThePackedSums) {
-  // Q4_K with every level 15, every scale and min 63 (all bits set), d = dmin = 1, against
-  // activations that quantize to -128: the packed kernel's 16-bit sums are at their most negative
-  // (8 steps of 2 * 15 * -128) and the exact answer is known.
-  const KernelVariant variant = GetParam();
+// A 16 x 512 matrix of `type` whose every byte is 0xFF, then `prepare` sets each super-block's
+// fields; with activations of 1.0 (which quantize to -128) every output must be `exact`, in the row
+// layout and packed, for 1 token and tiles of 4 and 5.
+template <class Prepare>
+void expect_exact_extremes(KernelVariant variant, TensorType type, Prepare prepare, double exact) {
   ComputePool pool(2);
   const std::int64_t rows = 16;
   const std::int64_t cols = 512;
-  const std::size_t row_bytes = *checked_byte_size(TensorType::Q4_K, static_cast<std::uint64_t>(cols));
-  RandomMatrix m{TensorType::Q4_K, rows, cols, std::vector<std::uint8_t>(row_bytes * rows, 0xFF)};
-  for (std::size_t at = 0; at < m.bytes.size(); at += 144) {
-    put_f16(m.bytes.data() + at, 1.0f);
-    put_f16(m.bytes.data() + at + 2, 1.0f);
-  }
-  const double exact = (63.0 * 15.0 - 63.0) * static_cast<double>(cols);
+  const std::size_t row_bytes = *checked_byte_size(type, static_cast<std::uint64_t>(cols));
+  RandomMatrix m{type, rows, cols, std::vector<std::uint8_t>(row_bytes * rows, 0xFF)};
+  const std::size_t block_bytes = tensor_type_info(type).bytes_per_block;
+  for (std::size_t at = 0; at < m.bytes.size(); at += block_bytes) prepare(m.bytes.data() + at);
   std::vector<std::uint8_t> packed_bytes(m.bytes.size());
   const WeightMatrix packed = pack_x8(m.view(), packed_bytes);
   for (std::int64_t n_tokens : {1, 4, 5}) {
@@ -453,17 +450,38 @@ TEST_P(MatmulVariantTest, KQuantExtremesDoNotOverflowThePackedSums) {
       std::vector<float> y(static_cast<std::size_t>(n_tokens * rows));
       matmul_with(variant, w, x, n_tokens, y, pool);
       for (std::size_t i = 0; i < y.size(); ++i)
-        ASSERT_NEAR(y[i], exact, 1e-6 * exact)
-            << "layout " << static_cast<int>(w.layout) << " tokens " << n_tokens;
+        ASSERT_NEAR(y[i], exact, 1e-6 * std::fabs(exact))
+            << tensor_type_name(type) << " layout " << static_cast<int>(w.layout) << " tokens " << n_tokens;
     }
   }
+}
+
+TEST_P(MatmulVariantTest, KQuantExtremesDoNotOverflowThePackedSums) {
+  // Q4_K with every level 15, every scale and min 63 (all bits set), d = dmin = 1: the packed
+  // kernel's 16-bit sums are at their most negative (8 steps of 2 * 15 * -128).
+  expect_exact_extremes(
+      GetParam(), TensorType::Q4_K,
+      [](std::uint8_t* block) {
+        put_f16(block, 1.0f);
+        put_f16(block + 2, 1.0f);
+      },
+      (63.0 * 15.0 - 63.0) * 512);
+  // Q6_K with every level 63 and every scale -128, d = 1: the 16-bit sums of two products
+  // (2 * 2 * 63 * -128) and the 32-bit sums with the zero point are at their extremes.
+  expect_exact_extremes(
+      GetParam(), TensorType::Q6_K,
+      [](std::uint8_t* block) {
+        std::fill(block + 192, block + 208, std::uint8_t{0x80});
+        put_f16(block + 208, 1.0f);
+      },
+      -128.0 * (63 - 32) * 512);
 }
 
 TEST_P(MatmulVariantTest, PackedMatricesReadBackExactlyAndMultiplyLikeTheRowLayout) {
   const KernelVariant variant = GetParam();
   ComputePool pool(2);
   std::mt19937 rng(31);
-  for (TensorType type : {TensorType::Q4_0, TensorType::Q8_0, TensorType::Q4_K}) {
+  for (TensorType type : {TensorType::Q4_0, TensorType::Q8_0, TensorType::Q4_K, TensorType::Q6_K}) {
     for (std::int64_t cols : awkward_cols(type)) {
       for (std::int64_t rows : {8, 16, 40}) {
         const RandomMatrix m = random_blocks(type, rows, cols, rng);
@@ -472,7 +490,8 @@ TEST_P(MatmulVariantTest, PackedMatricesReadBackExactlyAndMultiplyLikeTheRowLayo
         const WeightMatrix packed = pack_x8(m.view(), packed_bytes);
         const WeightLayout expected_layout = type == TensorType::Q4_0   ? WeightLayout::Q4_0_X8
                                              : type == TensorType::Q8_0 ? WeightLayout::Q8_0_X8
-                                                                        : WeightLayout::Q4_K_X8;
+                                             : type == TensorType::Q4_K ? WeightLayout::Q4_K_X8
+                                                                        : WeightLayout::Q6_K_X8;
         ASSERT_EQ(packed.layout, expected_layout);
         std::vector<std::uint8_t> packed_on_pool(m.bytes.size());
         pack_x8(m.view(), packed_on_pool, &pool);
@@ -504,19 +523,21 @@ TEST_P(MatmulVariantTest, PackedMatricesReadBackExactlyAndMultiplyLikeTheRowLayo
   }
 }
 
-TEST(Matmul, PackingAppliesOnlyToQ4_0Q8_0AndQ4_KMatricesOfWholeRowGroups) {
+TEST(Matmul, PackingAppliesOnlyToQ4_0Q8_0Q4_KAndQ6_KMatricesOfWholeRowGroups) {
   std::mt19937 rng(3);
   const RandomMatrix seven_rows = random_blocks(TensorType::Q4_0, 7, 64, rng);
   const RandomMatrix seven_q8_rows = random_blocks(TensorType::Q8_0, 7, 64, rng);
   const RandomMatrix seven_k_rows = random_blocks(TensorType::Q4_K, 7, 256, rng);
   const RandomMatrix q4_1 = random_blocks(TensorType::Q4_1, 8, 64, rng);
-  const RandomMatrix q6_k = random_blocks(TensorType::Q6_K, 8, 256, rng);
+  const RandomMatrix q5_k = random_blocks(TensorType::Q5_K, 8, 256, rng);
+  const RandomMatrix seven_q6_k_rows = random_blocks(TensorType::Q6_K, 7, 256, rng);
   EXPECT_FALSE(can_pack_x8(seven_rows.view()));
   EXPECT_FALSE(can_pack_x8(seven_q8_rows.view()));
   EXPECT_FALSE(can_pack_x8(seven_k_rows.view()));
   EXPECT_FALSE(can_pack_x8(q4_1.view()));
-  EXPECT_FALSE(can_pack_x8(q6_k.view()));
-  for (TensorType type : {TensorType::Q4_0, TensorType::Q8_0, TensorType::Q4_K}) {
+  EXPECT_FALSE(can_pack_x8(q5_k.view()));
+  EXPECT_FALSE(can_pack_x8(seven_q6_k_rows.view()));
+  for (TensorType type : {TensorType::Q4_0, TensorType::Q8_0, TensorType::Q4_K, TensorType::Q6_K}) {
     const RandomMatrix ok = random_blocks(type, 8, 256, rng);
     std::vector<std::uint8_t> out(ok.bytes.size());
     EXPECT_THROW(pack_x8(seven_rows.view(), out), std::invalid_argument);
