@@ -22,15 +22,15 @@
 
 namespace exo::net {
 
-// The calls in flight on one channel. Cleanup closes it, cancels them and waits for their callbacks,
-// so that no gRPC callback runs (and posts to, or destroys, an executor) after the peer handle's
-// cleanup: the io_context may be gone by then. Holds no Asio object, so a gRPC thread may drop the
-// last reference. Thread-safe.
+// The calls in flight on one channel. Cleanup closes it, cancels them and waits until their
+// completions have run on the executor (each gRPC callback only posts its completion, which calls
+// end()), so that no gRPC callback posts to an executor after the peer handle's cleanup: the
+// io_context may be gone by then. Holds no Asio object, so a gRPC thread may drop the last
+// reference. Thread-safe.
 class CallTracker {
  public:
-  // False once closed: the call must not start. The tracker keeps the context alive until end(): the
-  // call's completion handler may run (and drop its own reference) on the executor before the gRPC
-  // callback reaches end(), and close() must never cancel a destroyed context.
+  // False once closed: the call must not start. The tracker keeps the context alive until end(), so
+  // close() never cancels a destroyed context.
   bool begin(std::shared_ptr<grpc::ClientContext> context) {
     std::lock_guard lock(mutex_);
     if (closed_) return false;
@@ -195,23 +195,25 @@ struct UnaryInitiation {
     auto pending = std::make_shared<Pending<HandlerType>>(
         Pending<HandlerType>{std::forward<Handler>(handler), std::move(work), call, stub});
     grpc::ClientContext* context = &call->context;
+    // The gRPC callback only posts: everything else, end() included, runs on the executor. So the
+    // call (whose ClientContext holds a reference to the channel) is always destroyed there, never
+    // on a gRPC thread: the last reference to a channel dropped on one of gRPC's callback threads
+    // makes gRPC 1.51 shut its callback queue down from that very thread (it cannot join itself) and
+    // free the queue twice. And end() runs inside a handler, so the io_context is alive for it.
     invoke(stub->stub->async(), context, &call->request, &call->response,
            [pending, tracker, context](grpc::Status status) mutable {
-             {
-               // Every Asio object leaves this thread with the posted handler: after end() the
-               // cleanup may finish and the io_context go away.
-               auto owned = std::move(pending);
-               auto executor = owned->work.get_executor();
-               asio::post(executor, [owned = std::move(owned), status = std::move(status)]() mutable {
-                 auto handler_slot = asio::get_associated_cancellation_slot(owned->handler);
-                 if (handler_slot.is_connected()) handler_slot.clear();
-                 UnaryOutcome<Response> outcome{std::move(status), std::move(owned->call->response),
-                                                owned->call->cancelled.load()};
-                 owned->work.reset();
-                 std::move(owned->handler)(std::move(outcome));
-               });
-             }
-             tracker->end(context);
+             auto owned = std::move(pending);
+             auto executor = owned->work.get_executor();
+             asio::post(executor, [owned = std::move(owned), tracker = std::move(tracker), context,
+                                   status = std::move(status)]() mutable {
+               tracker->end(context);  // the call stays alive through `owned`
+               auto handler_slot = asio::get_associated_cancellation_slot(owned->handler);
+               if (handler_slot.is_connected()) handler_slot.clear();
+               UnaryOutcome<Response> outcome{std::move(status), std::move(owned->call->response),
+                                              owned->call->cancelled.load()};
+               owned->work.reset();
+               std::move(owned->handler)(std::move(outcome));
+             });
            });
   }
 };
