@@ -9,6 +9,9 @@
 // - BM_Matmul/<type>/<rows>/<cols>/128: a 128-token batch (prompt processing). Counter: tokens/s for
 //   this one matrix and effective GMAC/s.
 // - BM_Reference*: the scalar oracle on the same shapes, for the speedup of the fast path.
+// - BM_X8Variant/<variant>/<type>/<tokens>: the 8-row layouts at 2048x2048 with every SIMD variant
+//   this CPU runs, side by side (e.g. avx512-vnni against avx2; vnni-emulated shows the emulation's
+//   cost). Counter: tokens/s.
 // - Type indices are those of `types` below, then Q4_0, Q4_K, Q8_0 and Q6_K in their 8-row layouts.
 // Threads: EXO_BENCH_THREADS (default 2).
 #include <benchmark/benchmark.h>
@@ -253,6 +256,33 @@ BENCHMARK(BM_Reference)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
     ->Iterations(2);
+
+void BM_X8Variant(benchmark::State& state, exo::inference::KernelVariant variant) {
+  const Matrix& m = matrix_at(state.range(0), 2048, 2048);
+  const std::int64_t n = state.range(1);
+  const auto x = activations(n * m.view.cols);
+  std::vector<float> y(static_cast<std::size_t>(n * m.view.rows));
+  for (auto _ : state) {
+    exo::inference::matmul_with(variant, m.view, x, n, y, pool());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetLabel(label_at(state.range(0)));
+  state.counters["tok/s"] =
+      benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
+}
+
+const bool x8_variants_registered = [] {
+  for (const auto variant : exo::inference::supported_variants()) {
+    if (!exo::inference::uses_x8_layouts(variant)) continue;
+    const std::string name = "BM_X8Variant/" + std::string(exo::inference::kernel_variant_name(variant));
+    benchmark::RegisterBenchmark(name.c_str(), BM_X8Variant, variant)
+        ->ArgsProduct({{q4_0_x8_index, q4_k_x8_index, q8_0_x8_index, q6_k_x8_index}, {1, 128}})
+        ->ArgNames({"type", "tokens"})
+        ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+  }
+  return true;
+}();
 
 }  // namespace
 

@@ -123,22 +123,53 @@ void reference_rows(const WeightMatrix& w, std::span<const float> x, std::int64_
   }
 }
 
-bool cpu_has_avx2() noexcept {
+// Whether this CPU, and the operating system's saved register state, run the variant. libgcc's
+// __builtin_cpu_supports checks XCR0 (via xgetbv) for the AVX and AVX-512 features.
+bool cpu_runs(KernelVariant variant) noexcept {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-#else
+  const bool avx2 =
+      __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
+  switch (variant) {
+    case KernelVariant::PORTABLE:
+      return true;
+    case KernelVariant::AVX2:
+    case KernelVariant::VNNI_EMULATED:
+      return avx2;
+    case KernelVariant::AVX_VNNI:
+      return avx2 && __builtin_cpu_supports("avxvnni");
+    case KernelVariant::AVX512_VNNI:
+      return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+             __builtin_cpu_supports("avx512vnni");
+  }
   return false;
+#else
+  return variant == KernelVariant::PORTABLE;
 #endif
 }
 
+kernels::RowKernel x8_kernel_for(KernelVariant variant, WeightLayout layout) noexcept {
+  switch (variant) {
+    case KernelVariant::PORTABLE:
+      return kernels::portable_x8_kernel(layout);
+    case KernelVariant::AVX2:
+      return kernels::avx2_x8_kernel(layout);
+    case KernelVariant::AVX_VNNI:
+      return kernels::avx_vnni_x8_kernel(layout);
+    case KernelVariant::AVX512_VNNI:
+      return kernels::avx512_vnni_x8_kernel(layout);
+    case KernelVariant::VNNI_EMULATED:
+      return kernels::vnni_emulated_x8_kernel(layout);
+  }
+  return nullptr;
+}
+
 kernels::RowKernel kernel_for(KernelVariant variant, const WeightMatrix& w) {
-  if (w.layout != WeightLayout::ROWS)
-    return variant == KernelVariant::AVX2 ? kernels::avx2_x8_kernel(w.layout)
-                                          : kernels::portable_x8_kernel(w.layout);
+  if (w.layout != WeightLayout::ROWS) return x8_kernel_for(variant, w.layout);
+  // The row-layout kernels exist in two flavours: every x86 SIMD variant uses the AVX2 ones.
   const TensorType type = w.type;
   kernels::RowKernel kernel = nullptr;
-  if (variant == KernelVariant::AVX2) kernel = kernels::avx2_kernel(type);
+  if (variant != KernelVariant::PORTABLE) kernel = kernels::avx2_kernel(type);
   if (kernel == nullptr) kernel = kernels::portable_kernel(type);
   if (kernel == nullptr)
     throw TensorTypeError("matmul is not implemented for tensor type " + std::string(tensor_type_name(type)));
@@ -191,14 +222,27 @@ std::string_view kernel_variant_name(KernelVariant variant) noexcept {
       return "portable";
     case KernelVariant::AVX2:
       return "avx2";
+    case KernelVariant::AVX_VNNI:
+      return "avx-vnni";
+    case KernelVariant::AVX512_VNNI:
+      return "avx512-vnni";
+    case KernelVariant::VNNI_EMULATED:
+      return "vnni-emulated";
   }
   return "unknown";
 }
 
 std::vector<KernelVariant> supported_variants() {
-  std::vector<KernelVariant> variants{KernelVariant::PORTABLE};
-  if (cpu_has_avx2()) variants.push_back(KernelVariant::AVX2);
+  std::vector<KernelVariant> variants;
+  for (const KernelVariant v : {KernelVariant::PORTABLE, KernelVariant::VNNI_EMULATED, KernelVariant::AVX2,
+                                KernelVariant::AVX_VNNI, KernelVariant::AVX512_VNNI}) {
+    if (cpu_runs(v)) variants.push_back(v);
+  }
   return variants;
+}
+
+bool uses_x8_layouts(KernelVariant variant) noexcept {
+  return variant != KernelVariant::PORTABLE;
 }
 
 KernelVariant best_variant() {
@@ -457,8 +501,9 @@ void matmul_group_with(KernelVariant variant, std::span<const MatmulOutput> outp
     check_shapes(o.w, x, n_tokens, o.y);
     if (o.w.cols != cols) throw std::invalid_argument("matmul_group: the matrices' column counts differ");
   }
-  if (variant == KernelVariant::AVX2 && !cpu_has_avx2())
-    throw std::invalid_argument("matmul: this CPU cannot run the avx2 kernels");
+  if (!cpu_runs(variant))
+    throw std::invalid_argument("matmul: this CPU cannot run the " +
+                                std::string(kernel_variant_name(variant)) + " kernels");
   if (n_tokens == 0) return;
 
   // Each activation format the group needs is prepared once (the scratch keeps Q8 and Q8K apart).
@@ -511,8 +556,8 @@ void matmul_with(KernelVariant variant, const WeightMatrix& w, std::span<const f
 namespace {
 
 kernels::VectorOps vector_ops(KernelVariant variant) noexcept {
-  return variant == KernelVariant::AVX2 && cpu_has_avx2() ? kernels::avx2_vector_ops()
-                                                          : kernels::portable_vector_ops();
+  return variant != KernelVariant::PORTABLE && cpu_runs(variant) ? kernels::avx2_vector_ops()
+                                                                 : kernels::portable_vector_ops();
 }
 
 const kernels::VectorOps& best_vector_ops() noexcept {

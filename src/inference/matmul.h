@@ -59,15 +59,24 @@ struct WeightMatrix {
   }
 };
 
-// Kernel families, from the most portable to the most specialised.
+// Kernel families. Every variant computes the same integer dot products; the float summation order
+// differs only between PORTABLE and the others, which share theirs (bit-identical results).
 enum class KernelVariant : std::uint8_t {
-  PORTABLE,  // plain C++ (any x86-64 or other CPU); same arithmetic as the SIMD variants
-  AVX2,      // AVX2 + FMA + F16C
+  PORTABLE,       // plain C++ (any x86-64 or other CPU)
+  AVX2,           // AVX2 + FMA + F16C
+  AVX_VNNI,       // AVX2 variant whose 8-row kernels multiply bytes with the VEX vpdpbusd (AVX-VNNI)
+  AVX512_VNNI,    // the same with the EVEX vpdpbusd (AVX512F + AVX512VL + AVX512-VNNI)
+  VNNI_EMULATED,  // the VNNI kernels with vpdpbusd emulated on AVX2: for testing them on any AVX2
+                  // CPU; slower than AVX2, never chosen by best_variant()
 };
 
+// "portable", "avx2", "avx-vnni", "avx512-vnni", "vnni-emulated".
 std::string_view kernel_variant_name(KernelVariant variant) noexcept;
+// The variants this CPU (and operating system) can run, slowest first; best_variant() is the last.
 std::vector<KernelVariant> supported_variants();
 KernelVariant best_variant();
+// Whether the variant's kernels read the 8-row layouts (RepackedWeights packs for it).
+bool uses_x8_layouts(KernelVariant variant) noexcept;
 // Whether the fast kernels handle this weight type (the types of tensor_types.h that quants.h can
 // dequantize: F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K).
 bool matmul_supported(TensorType type) noexcept;

@@ -1,6 +1,7 @@
-// Inline helpers shared by the AVX2 kernel files (matmul_avx2.cpp, matmul_avx2_x8.cpp): loads,
+// Inline helpers shared by the x86 kernel files (matmul_avx2.cpp and the 8-row kernel files): loads,
 // f16 scalars, horizontal sums and the weight-stream prefetch. Include only from files compiled with
-// -mavx2 -mfma -mf16c (see CMakeLists.txt). Stateless.
+// at least -mavx2 -mfma -mf16c (see CMakeLists.txt). Stateless. Internal linkage: a file compiled
+// for a wider instruction set keeps its own copies, which the linker cannot hand to another file.
 #pragma once
 
 #include <immintrin.h>
@@ -9,6 +10,8 @@
 #include <cstring>
 
 namespace exo::inference::kernels::avx2 {
+
+namespace {  // NOLINT(cert-dcl59-cpp,google-build-namespaces): one copy per instruction set, see above
 
 using I64 = std::int64_t;
 
@@ -43,5 +46,7 @@ inline void prefetch(const std::uint8_t* at) {
 inline __m256i load256(const void* at) {
   return _mm256_loadu_si256(static_cast<const __m256i*>(at));
 }
+
+}  // namespace
 
 }  // namespace exo::inference::kernels::avx2

@@ -1,359 +1,70 @@
-// AVX2 + FMA + F16C kernels of the 8-row layouts (Q4_0_X8, Q8_0_X8, Q4_K_X8, Q6_K_X8; matmul.h). Compiled
-// with the same flags as matmul_avx2.cpp and called only after the same CPU check. Each tile is 8 rows x NT
-// tokens: the 8 rows' dot products are the 8 lanes of one vector, so no horizontal sums are needed.
-#include <immintrin.h>
-
-#include <cstdint>
-#include <cstring>
-
-#include "inference/matmul_avx2_helpers.h"
-#include "inference/matmul_kernels.h"
+// AVX2 + FMA + F16C kernels of the 8-row layouts (matmul_x8_kernels.h): byte products with vpmaddubsw,
+// summed in 16 bits and widened with vpmaddwd. Compiled with the same flags as matmul_avx2.cpp and
+// called only after the same CPU check.
+#include "inference/matmul_x8_kernels.h"
 
 namespace exo::inference::kernels {
 
 namespace {
 
-using namespace avx2;  // the shared helpers (matmul_avx2_helpers.h)
+// The Dot policy of matmul_x8_kernels.h on AVX2. Scales are 16-bit, each duplicated over its row's two
+// 16-bit lanes, so one vpmaddwd both widens a row's pair of partial sums and scales it.
+struct MaddubsDot {
+  using Scale = __m256i;
 
-// A 128-byte level block of an X8 layout (one Q4_0 block or one Q4_K sub-block of 8 rows): the 8
-// vectors of 4 consecutive levels of each row, in value order.
-inline void unpack_levels(const std::uint8_t* at, __m256i (&levels)[8]) {
-  const __m256i low_mask = _mm256_set1_epi8(0x0F);
-#pragma GCC unroll 4
-  for (int c = 0; c < 4; ++c) {
-    const __m256i packed = load256(at + 32 * c);
-    levels[2 * c] = _mm256_and_si256(packed, low_mask);
-    levels[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_mask);
+  static Scale unsigned_scales(__m128i bytes) {
+    return _mm256_cvtepu8_epi16(_mm_shuffle_epi8(bytes, duplicate()));
   }
-}
+  static Scale signed_scales(__m128i bytes) {
+    return _mm256_cvtepi8_epi16(_mm_shuffle_epi8(bytes, duplicate()));
+  }
 
-// The 8 rows' dot products of those levels with 32 activation levels `qs`, as pairs of 16-bit
-// partial sums per row (|sum| <= 8 * 2 * 15 * 128, so 16 bits hold it).
-inline __m256i level_dots16(const __m256i (&levels)[8], const std::int8_t* qs) {
-  const auto* bytes = reinterpret_cast<const std::uint8_t*>(qs);
-  __m256i sums16 = _mm256_maddubs_epi16(levels[0], _mm256_set1_epi32(static_cast<int>(u32(bytes))));
+  // The products summed in 16 bits: the callers keep N * 2 * max(level) * 128 below 2^15.
+  template <int N>
+  static __m256i sums16(const __m256i* levels, const std::uint8_t* qs) {
+    __m256i sums = _mm256_maddubs_epi16(levels[0], broadcast4(qs));
 #pragma GCC unroll 8
-  for (int k = 1; k < 8; ++k)
-    sums16 = _mm256_add_epi16(
-        sums16, _mm256_maddubs_epi16(levels[k], _mm256_set1_epi32(static_cast<int>(u32(bytes + 4 * k)))));
-  return sums16;
-}
-
-// The row kernel of an 8-row layout: each group of 8 rows in tiles of 4 tokens, then the rest.
-template <class K>
-void x8_entry(const WeightMatrix& w, const Activations& x, float* y, I64 row_begin, I64 row_end) {
-  for (I64 r = row_begin; r < row_end; r += 8) {
-    I64 t = 0;
-    for (; t + 4 <= x.n_tokens; t += 4) K::template tile<4>(w, x, y, r, t);
-    switch (x.n_tokens - t) {
-      case 3:
-        K::template tile<3>(w, x, y, r, t);
-        break;
-      case 2:
-        K::template tile<2>(w, x, y, r, t);
-        break;
-      case 1:
-        K::template tile<1>(w, x, y, r, t);
-        break;
-      default:
-        break;
-    }
+    for (int k = 1; k < N; ++k)
+      sums = _mm256_add_epi16(sums, _mm256_maddubs_epi16(levels[k], broadcast4(qs + 4 * k)));
+    return sums;
   }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The 32-value layouts (Q4_0_X8, Q8_0_X8): 8 rows x NT tokens per tile. Per block, the rows' 8 f16
-// scales, then the levels; `Levels` gives the 8 rows' integer dot products with each token's
-// activation block as the 8 lanes of one vector, so there are no horizontal sums and the rows'
-// scales load as one vector.
-template <class Levels>
-struct Block32X8Kernel {
-  template <int NT>
-  static void tile(const WeightMatrix& w, const Activations& x, float* y, I64 r0, I64 t0) {
-    const I64 nb = w.cols / q8_block;
-    const std::uint8_t* group = w.data + (r0 / 8) * nb * Levels::group_bytes;
-    __m256 acc[NT];
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
-    for (I64 b = 0; b < nb; ++b) {
-      const std::uint8_t* block = group + b * Levels::group_bytes;
-#pragma GCC unroll 5
-      for (int line = 0; line < Levels::group_bytes; line += 64) prefetch(block + line);
-      const ActQ8* xs[NT];
-#pragma GCC unroll 4
-      for (int t = 0; t < NT; ++t) xs[t] = x.q8 + (t0 + t) * nb + b;
-      __m256i dots[NT];
-      Levels::template dots<NT>(block + 16, xs, dots);
-      const __m256 scales = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block)));
-#pragma GCC unroll 4
-      for (int t = 0; t < NT; ++t)
-        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[t]), _mm256_mul_ps(scales, _mm256_set1_ps(xs[t]->d)),
-                                 acc[t]);
-    }
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; ++t) _mm256_storeu_ps(y + (t0 + t) * w.rows + r0, acc[t]);
+  template <int N>
+  static __m256i dots(const __m256i* levels, const std::uint8_t* qs) {
+    return _mm256_madd_epi16(sums16<N>(levels, qs), _mm256_set1_epi16(1));
   }
-};
-
-// Q4_0_X8 levels: the 4 chunks give 8 vectors of 4 consecutive levels of each row; each is
-// multiplied with the matching 4 activation levels broadcast to all lanes, and the products add up
-// in 16 bits (8 steps of at most 2 * 15 * 127) before one widening; the zero point 8 comes off as
-// 8 * sum(activation levels).
-struct Q4_0X8Levels {
-  static constexpr int group_bytes = q4_0_x8_group_bytes;
-  template <int NT>
-  static void dots(const std::uint8_t* chunks, const ActQ8* const (&xs)[NT], __m256i (&out)[NT]) {
-    __m256i levels[8];
-    unpack_levels(chunks, levels);
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; ++t)
-      out[t] = _mm256_sub_epi32(_mm256_madd_epi16(level_dots16(levels, xs[t]->qs), _mm256_set1_epi16(1)),
-                                _mm256_set1_epi32(8 * xs[t]->sum));
+  template <int N>
+  static __m256i scaled_dots(const __m256i* levels, const std::uint8_t* qs, Scale scale) {
+    return _mm256_madd_epi16(sums16<N>(levels, qs), scale);
   }
-};
 
-// Q8_0_X8 levels: each of the 8 chunks holds 4 consecutive signed levels of each row; vpmaddubsw
-// multiplies the chunk's magnitudes (taken once per tile) with the broadcast activation levels
-// carrying the chunk's signs. A product pair can reach 2 * 128 * 127, so each is widened to 32 bits
-// before the 8 are summed.
-struct Q8_0X8Levels {
-  static constexpr int group_bytes = q8_0_x8_group_bytes;
-  template <int NT>
-  static void dots(const std::uint8_t* chunks, const ActQ8* const (&xs)[NT], __m256i (&out)[NT]) {
-    const __m256i ones = _mm256_set1_epi16(1);
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; ++t) out[t] = _mm256_setzero_si256();
-#pragma GCC unroll 8
-    for (int k = 0; k < 8; ++k) {
-      const __m256i levels = load256(chunks + 32 * k);
-      const __m256i magnitude = _mm256_sign_epi8(levels, levels);
-#pragma GCC unroll 4
-      for (int t = 0; t < NT; ++t) {
-        const auto* qs = reinterpret_cast<const std::uint8_t*>(xs[t]->qs);
-        const __m256i signed_x =
-            _mm256_sign_epi8(_mm256_set1_epi32(static_cast<int>(u32(qs + 4 * k))), levels);
-        out[t] = _mm256_add_epi32(out[t], _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, signed_x), ones));
-      }
-    }
-  }
-};
-
-// ---------------------------------------------------------------------------------------------
-// Q4_K in the Q4_K_X8 layout (matmul.h): 8 rows x NT tokens per tile. Per super-block, the 64
-// scales and 64 mins of the 8 rows are unpacked once with a few vector operations. Each sub-block's
-// 128 bytes of levels are a Q4_0_X8 block's: 8 products of a broadcast group of 4 activation levels,
-// summed in 16 bits, then one multiply-add with the rows' scales (each duplicated over its row's
-// two 16-bit lanes) widens into the rows' 32-bit lanes. The mins term, sum over sub-blocks of
-// min * (sum of the sub-block's activations), is 4 multiply-adds of interleaved min pairs with
-// broadcast pairs of activation sums.
-struct Q4KX8Kernel {
-  // Per super-block: the 8 rows' scales of sub-block j (each duplicated over two 16-bit lanes) and
-  // the interleaved min pairs (2p, 2p + 1).
-  struct Scales {
-    __m256i scale[8];
-    __m256i min_pairs[4];
+  // Signed levels: vpmaddubsw multiplies their magnitudes with the activation levels carrying their
+  // signs. A product pair can reach 2 * 128 * 127, so each is widened to 32 bits at once.
+  struct SignedLevels {
+    __m256i levels;
+    __m256i magnitude;
   };
-
-  static Scales unpack_scales(const std::uint8_t* block) {
-    const __m256i low_mask = _mm256_set1_epi8(0x0F);
-    const __m256i high_mask = _mm256_set1_epi8(0x30);
-    const __m256i scale_low = load256(block + 32);
-    const __m256i min_low = load256(block + 64);
-    const __m256i high = load256(block + 96);
-    // Bytes in index order 8 * j + r: `first` holds sub-blocks 0-3, `second` 4-7.
-    const __m256i scales_first = _mm256_or_si256(_mm256_and_si256(scale_low, low_mask),
-                                                 _mm256_and_si256(_mm256_slli_epi16(high, 4), high_mask));
-    const __m256i scales_second = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(scale_low, 4), low_mask),
-                                                  _mm256_and_si256(_mm256_slli_epi16(high, 2), high_mask));
-    const __m256i mins_first =
-        _mm256_or_si256(_mm256_and_si256(min_low, low_mask), _mm256_and_si256(high, high_mask));
-    const __m256i mins_second = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(min_low, 4), low_mask),
-                                                _mm256_and_si256(_mm256_srli_epi16(high, 2), high_mask));
-    const __m128i duplicate_low = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-    const __m128i duplicate_high = _mm_setr_epi8(8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13, 14, 14, 15, 15);
-    const __m128i interleave = _mm_setr_epi8(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
-    Scales s;
-    const __m128i scale_lanes[4] = {
-        _mm256_castsi256_si128(scales_first), _mm256_extracti128_si256(scales_first, 1),
-        _mm256_castsi256_si128(scales_second), _mm256_extracti128_si256(scales_second, 1)};
-    const __m128i min_lanes[4] = {_mm256_castsi256_si128(mins_first), _mm256_extracti128_si256(mins_first, 1),
-                                  _mm256_castsi256_si128(mins_second),
-                                  _mm256_extracti128_si256(mins_second, 1)};
-#pragma GCC unroll 4
-    for (int p = 0; p < 4; ++p) {
-      s.scale[2 * p] = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(scale_lanes[p], duplicate_low));
-      s.scale[2 * p + 1] = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(scale_lanes[p], duplicate_high));
-      s.min_pairs[p] = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(min_lanes[p], interleave));
-    }
-    return s;
+  static SignedLevels signed_levels(__m256i levels) {
+    return {levels, _mm256_sign_epi8(levels, levels)};
+  }
+  static __m256i add_signed_dots(__m256i acc, const SignedLevels& chunk, const std::uint8_t* qs) {
+    const __m256i signed_x = _mm256_sign_epi8(broadcast4(qs), chunk.levels);
+    return _mm256_add_epi32(
+        acc, _mm256_madd_epi16(_mm256_maddubs_epi16(chunk.magnitude, signed_x), _mm256_set1_epi16(1)));
+  }
+  static __m256i finish_signed(__m256i acc, std::int32_t /*sum*/) {
+    return acc;
   }
 
-  template <int NT>
-  static void tile(const WeightMatrix& w, const Activations& x, float* y, I64 r0, I64 t0) {
-    const I64 nb = w.cols / q8k_block;
-    const std::uint8_t* group = w.data + (r0 / 8) * nb * q4_k_x8_group_bytes;
-    __m256 acc[NT];
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
-    for (I64 b = 0; b < nb; ++b) {
-      const std::uint8_t* block = group + b * q4_k_x8_group_bytes;
-      prefetch(block);
-      prefetch(block + 64);
-      const Scales s = unpack_scales(block);
-      __m256i dots[NT];
-      __m256i min_sums[NT];
-#pragma GCC unroll 4
-      for (int t = 0; t < NT; ++t) {
-        dots[t] = _mm256_setzero_si256();
-        // The sums of the activations over sub-blocks 2p and 2p + 1 (|sum| <= 32 * 128), side by side
-        // in 32 bits: after the pack, 32-bit elements 0, 1, 4 and 5 hold pairs 0 to 3.
-        const __m256i sub_block_sums =
-            _mm256_madd_epi16(load256(x.q8k[(t0 + t) * nb + b].bsums), _mm256_set1_epi16(1));
-        const __m256i pairs = _mm256_packs_epi32(sub_block_sums, sub_block_sums);
-        __m256i m = _mm256_setzero_si256();
-#pragma GCC unroll 4
-        for (int p = 0; p < 4; ++p) {
-          const __m256i pair = _mm256_permutevar8x32_epi32(pairs, _mm256_set1_epi32(p < 2 ? p : p + 2));
-          m = _mm256_add_epi32(m, _mm256_madd_epi16(s.min_pairs[p], pair));
-        }
-        min_sums[t] = m;
-      }
-      for (int j = 0; j < 8; ++j) {
-        const std::uint8_t* levels_at = block + 128 + 128 * j;
-        for (I64 line = 0; line < 128; line += 64) prefetch(levels_at + line);
-        __m256i levels[8];
-        unpack_levels(levels_at, levels);
-#pragma GCC unroll 4
-        for (int t = 0; t < NT; ++t) {
-          const __m256i sums16 = level_dots16(levels, x.q8k[(t0 + t) * nb + b].qs + 32 * j);
-          dots[t] = _mm256_add_epi32(dots[t], _mm256_madd_epi16(sums16, s.scale[j]));
-        }
-      }
-      const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block)));
-      const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block + 16)));
-#pragma GCC unroll 4
-      for (int t = 0; t < NT; ++t) {
-        const __m256 a_d = _mm256_set1_ps(x.q8k[(t0 + t) * nb + b].d);
-        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[t]), _mm256_mul_ps(d, a_d), acc[t]);
-        acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(min_sums[t]), _mm256_mul_ps(dmin, a_d), acc[t]);
-      }
-    }
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; ++t) _mm256_storeu_ps(y + (t0 + t) * w.rows + r0, acc[t]);
-  }
-};
-
-// ---------------------------------------------------------------------------------------------
-// Q6_K in the Q6_K_X8 layout (matmul.h): 8 rows x NT tokens per tile. Per super-block the rows' 16
-// int8 scales are widened once (each duplicated over its row's two 16-bit lanes, and as interleaved
-// pairs for the offset term). Per 32-value sub-block the 8 level vectors come from 6 loads: a mask
-// each for 6 of them, three shifts, masks and two ORs for the other 2. Levels are 0..63, so two products of a
-// broadcast group of 4 activation levels add up in 16 bits (at most 2 * 2 * 63 * 128), and vpmaddwd with the
-// 16-value sub-block's scales widens them into the rows' lanes. The zero point 32 comes off as
-// 32 * sum_j scale_j * (sum of sub-block j's activations), from the activation's bsums.
-struct Q6KX8Kernel {
-  template <int NT>
-  static void tile(const WeightMatrix& w, const Activations& x, float* y, I64 r0, I64 t0) {
-    const I64 nb = w.cols / q8k_block;
-    const std::uint8_t* group = w.data + (r0 / 8) * nb * q6_k_x8_group_bytes;
-    const __m128i duplicate = _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
-    const __m128i interleave = _mm_setr_epi8(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
-    const __m256i six_bits = _mm256_set1_epi8(0x3F);
-    const __m256i bits_0_1 = _mm256_set1_epi8(0x03);
-    const __m256i bits_2_3 = _mm256_set1_epi8(0x0C);
-    const __m256i bits_4_5 = _mm256_set1_epi8(0x30);
-    __m256 acc[NT];
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
-    for (I64 b = 0; b < nb; ++b) {
-      const std::uint8_t* block = group + b * q6_k_x8_group_bytes;
-      const std::uint8_t* scale_bytes = block + 16;
-      prefetch(block);
-      prefetch(block + 64);
-      prefetch(block + 128);
-      __m256i scale[16];
-#pragma GCC unroll 16
-      for (int j = 0; j < 16; ++j)
-        scale[j] = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(
-            _mm_loadl_epi64(reinterpret_cast<const __m128i*>(scale_bytes + 8 * j)), duplicate));
-      const ActQ8K* xs[NT];
-      __m256i dots[NT];
-      __m256i offsets[NT];
-#pragma GCC unroll 4
-      for (int t = 0; t < NT; ++t) {
-        xs[t] = x.q8k + (t0 + t) * nb + b;
-        dots[t] = _mm256_setzero_si256();
-        // sum_j scale_j * bsum_j, two sub-blocks per multiply-add (|sum| <= 16 * 128 * 16 * 128).
-        __m256i offset = _mm256_setzero_si256();
-#pragma GCC unroll 8
-        for (int p = 0; p < 8; ++p) {
-          const __m256i pairs = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(
-              _mm_loadu_si128(reinterpret_cast<const __m128i*>(scale_bytes + 16 * p)), interleave));
-          std::int32_t bsum_pair = 0;
-          std::memcpy(&bsum_pair, xs[t]->bsums + 2 * p, sizeof bsum_pair);
-          offset = _mm256_add_epi32(offset, _mm256_madd_epi16(pairs, _mm256_set1_epi32(bsum_pair)));
-        }
-        offsets[t] = offset;
-      }
-      for (int sub = 0; sub < 8; ++sub) {
-        const std::uint8_t* levels_at = block + 144 + 192 * sub;
-        for (I64 line = 64; line < 256; line += 64) prefetch(levels_at + line);
-        __m256i levels[8];
-#pragma GCC unroll 2
-        for (int run = 0; run < 2; ++run) {
-          const __m256i v0 = load256(levels_at + 96 * run);
-          const __m256i v1 = load256(levels_at + 96 * run + 32);
-          const __m256i v2 = load256(levels_at + 96 * run + 64);
-          levels[4 * run] = _mm256_and_si256(v0, six_bits);
-          levels[4 * run + 1] = _mm256_and_si256(v1, six_bits);
-          levels[4 * run + 2] = _mm256_and_si256(v2, six_bits);
-          levels[4 * run + 3] =
-              _mm256_or_si256(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v0, 6), bits_0_1),
-                                              _mm256_and_si256(_mm256_srli_epi16(v1, 4), bits_2_3)),
-                              _mm256_and_si256(_mm256_srli_epi16(v2, 2), bits_4_5));
-        }
-#pragma GCC unroll 4
-        for (int t = 0; t < NT; ++t) {
-          const auto* qs = reinterpret_cast<const std::uint8_t*>(xs[t]->qs + 32 * sub);
-          const auto product = [&](int k) {
-            return _mm256_maddubs_epi16(levels[k], _mm256_set1_epi32(static_cast<int>(u32(qs + 4 * k))));
-          };
-#pragma GCC unroll 4
-          for (int half = 0; half < 4; ++half) {  // values 8 * half .. + 7: half of a 16-value sub-block
-            const __m256i sums16 = _mm256_add_epi16(product(2 * half), product(2 * half + 1));
-            dots[t] = _mm256_add_epi32(dots[t], _mm256_madd_epi16(sums16, scale[2 * sub + half / 2]));
-          }
-        }
-      }
-      const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block)));
-#pragma GCC unroll 4
-      for (int t = 0; t < NT; ++t) {
-        const __m256i integer = _mm256_sub_epi32(dots[t], _mm256_slli_epi32(offsets[t], 5));
-        acc[t] =
-            _mm256_fmadd_ps(_mm256_cvtepi32_ps(integer), _mm256_mul_ps(d, _mm256_set1_ps(xs[t]->d)), acc[t]);
-      }
-    }
-#pragma GCC unroll 4
-    for (int t = 0; t < NT; ++t) _mm256_storeu_ps(y + (t0 + t) * w.rows + r0, acc[t]);
+ private:
+  static __m128i duplicate() {
+    return _mm_setr_epi8(0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7);
   }
 };
 
 }  // namespace
 
 RowKernel avx2_x8_kernel(WeightLayout layout) noexcept {
-  switch (layout) {
-    case WeightLayout::Q4_0_X8:
-      return x8_entry<Block32X8Kernel<Q4_0X8Levels>>;
-    case WeightLayout::Q8_0_X8:
-      return x8_entry<Block32X8Kernel<Q8_0X8Levels>>;
-    case WeightLayout::Q4_K_X8:
-      return x8_entry<Q4KX8Kernel>;
-    case WeightLayout::Q6_K_X8:
-      return x8_entry<Q6KX8Kernel>;
-    case WeightLayout::ROWS:
-      break;
-  }
-  return nullptr;
+  return x8_kernel_of<MaddubsDot>(layout);
 }
 
 }  // namespace exo::inference::kernels

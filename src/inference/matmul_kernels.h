@@ -1,5 +1,6 @@
 // Internal interface between matmul.cpp (dispatch, activation quantization, threading) and the
-// per-variant kernel files (matmul_portable.cpp, matmul_avx2.cpp). Not part of the public API.
+// per-variant kernel files (matmul_portable.cpp, matmul_avx2.cpp, and the 8-row kernels of
+// matmul_x8_kernels.h built per instruction set). Not part of the public API.
 //
 // Contract
 // - Activations arrive in the format the weight type needs (activation_format()):
@@ -107,6 +108,9 @@ void unpack_x8_row(const WeightMatrix& w, std::int64_t r, std::uint8_t* out) noe
 // Kernels of an X8 layout (Q4_0_X8, Q8_0_X8, Q4_K_X8 or Q6_K_X8); row ranges start at a multiple of 8.
 RowKernel portable_x8_kernel(WeightLayout layout) noexcept;
 RowKernel avx2_x8_kernel(WeightLayout layout) noexcept;
+RowKernel avx_vnni_x8_kernel(WeightLayout layout) noexcept;
+RowKernel avx512_vnni_x8_kernel(WeightLayout layout) noexcept;
+RowKernel vnni_emulated_x8_kernel(WeightLayout layout) noexcept;
 
 // Float vector helpers of each variant: the SwiGLU product and attention (matmul.h).
 struct VectorOps {

@@ -24,8 +24,8 @@ void release_pages(const std::uint8_t* data, std::uint64_t size) noexcept {
 }  // namespace
 
 WeightMatrix RepackedWeights::matrix(const WeightMatrix& w, bool release_source) {
-  // The X8 kernels pay off with AVX2; the portable path reads the row layout faster.
-  if (variant_ != KernelVariant::AVX2 || !can_pack_x8(w)) return w;
+  // The X8 kernels pay off with the SIMD variants; the portable path reads the row layout faster.
+  if (!uses_x8_layouts(variant_) || !can_pack_x8(w)) return w;
   const std::lock_guard lock(mutex_);
   if (const auto it = copies_.find(w.data); it != copies_.end()) return it->second.view;
   const std::uint64_t size = static_cast<std::uint64_t>(w.rows) * w.row_bytes;

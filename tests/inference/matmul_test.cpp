@@ -523,6 +523,52 @@ TEST_P(MatmulVariantTest, PackedMatricesReadBackExactlyAndMultiplyLikeTheRowLayo
   }
 }
 
+// The x86 SIMD variants share the 8-row kernels' float arithmetic and differ only in how they multiply
+// bytes (vpmaddubsw or vpdpbusd), so on packed matrices they agree with AVX2 bit for bit: any slip
+// in a VNNI policy's integers (a wrong bias, scale form or saturation) shows here, not only in a
+// tolerance. On CPUs without VNNI the emulated variant runs the VNNI kernels.
+TEST(Matmul, VnniKernelsAgreeWithAvx2BitForBit) {
+  std::vector<KernelVariant> vnni;
+  for (const KernelVariant v : supported_variants())
+    if (v != KernelVariant::PORTABLE && v != KernelVariant::AVX2) vnni.push_back(v);
+  if (vnni.empty())
+    GTEST_SKIP() << "this CPU has no AVX2, so it runs no VNNI variant, not even the emulated one";
+  ComputePool pool(2);
+  std::mt19937 rng(37);
+  for (TensorType type : {TensorType::Q4_0, TensorType::Q8_0, TensorType::Q4_K, TensorType::Q6_K}) {
+    for (std::int64_t cols : awkward_cols(type)) {
+      // Random blocks, and blocks at the extremes (every level and scale byte 0xFF or 0x80) where
+      // 16-bit sums and biases are tightest.
+      for (const bool extreme : {false, true}) {
+        RandomMatrix m = random_blocks(type, 24, cols, rng);
+        if (extreme) {
+          const std::uint8_t level_byte = type == TensorType::Q8_0 ? 0x80 : 0xFF;
+          const auto& info = tensor_type_info(type);
+          for (std::size_t at = 0; at < m.bytes.size(); at += info.bytes_per_block)
+            std::fill(m.bytes.begin() + static_cast<std::ptrdiff_t>(at) + (type == TensorType::Q6_K ? 0 : 4),
+                      m.bytes.begin() + static_cast<std::ptrdiff_t>(at + info.bytes_per_block) -
+                          (type == TensorType::Q6_K ? 2 : 0),
+                      level_byte);
+        }
+        std::vector<std::uint8_t> packed_bytes(m.bytes.size());
+        const WeightMatrix packed = pack_x8(m.view(), packed_bytes);
+        for (std::int64_t n_tokens : {1, 3, 4, 9}) {
+          const auto x = random_activations(n_tokens * cols, rng);
+          std::vector<float> expected(static_cast<std::size_t>(n_tokens * 24));
+          matmul_with(KernelVariant::AVX2, packed, x, n_tokens, expected, pool);
+          for (const KernelVariant variant : vnni) {
+            std::vector<float> actual(expected.size());
+            matmul_with(variant, packed, x, n_tokens, actual, pool);
+            ASSERT_EQ(actual, expected)
+                << kernel_variant_name(variant) << " " << tensor_type_name(type) << " cols " << cols
+                << (extreme ? " extreme" : "") << " tokens " << n_tokens;
+          }
+        }
+      }
+    }
+  }
+}
+
 TEST(Matmul, PackingAppliesOnlyToQ4_0Q8_0Q4_KAndQ6_KMatricesOfWholeRowGroups) {
   std::mt19937 rng(3);
   const RandomMatrix seven_rows = random_blocks(TensorType::Q4_0, 7, 64, rng);
@@ -567,7 +613,9 @@ TEST_P(MatmulVariantTest, ResultsDoNotDependOnTheThreadCount) {
 
 INSTANTIATE_TEST_SUITE_P(SupportedByThisCpu, MatmulVariantTest, ::testing::ValuesIn(supported_variants()),
                          [](const auto& param_info) {
-                           return std::string(kernel_variant_name(param_info.param));
+                           std::string name(kernel_variant_name(param_info.param));
+                           std::replace(name.begin(), name.end(), '-', '_');  // gtest names: [A-Za-z0-9_]
+                           return name;
                          });
 
 TEST(Matmul, DefaultPathIsTheBestSupportedVariant) {
@@ -575,6 +623,7 @@ TEST(Matmul, DefaultPathIsTheBestSupportedVariant) {
   ASSERT_FALSE(variants.empty());
   EXPECT_EQ(variants.front(), KernelVariant::PORTABLE);
   EXPECT_EQ(best_variant(), variants.back());
+  EXPECT_NE(best_variant(), KernelVariant::VNNI_EMULATED) << "the emulation is for tests only";
   ComputePool pool(2);
   std::mt19937 rng(11);
   const RandomMatrix m = quantized_normal(TensorType::Q4_0, 33, 128, rng);
