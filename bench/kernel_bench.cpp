@@ -12,7 +12,8 @@
 // - BM_X8Variant/<variant>/<type>/<tokens>: the 8-row layouts at 2048x2048 with every SIMD variant
 //   this CPU runs, side by side (e.g. avx512-vnni against avx2; vnni-emulated shows the emulation's
 //   cost). Counter: tokens/s.
-// - Type indices are those of `types` below, then Q4_0, Q4_K, Q8_0 and Q6_K in their 8-row layouts.
+// - Type indices are those of `types` below, then Q4_0, Q4_K, Q8_0, Q6_K and Q5_K in their 8-row
+//   layouts.
 // Threads: EXO_BENCH_THREADS (default 2).
 #include <benchmark/benchmark.h>
 
@@ -84,17 +85,19 @@ const Matrix& matrix(TensorType type, std::int64_t rows, std::int64_t cols) {
   return cache.back().second;
 }
 
-// Benchmark type indices: those of `types`, then Q4_0, Q4_K, Q8_0 and Q6_K in their 8-row layouts
-// (pack_x8).
+// Benchmark type indices: those of `types`, then Q4_0, Q4_K, Q8_0, Q6_K and Q5_K in their 8-row
+// layouts (pack_x8).
 constexpr std::int64_t q4_0_x8_index = static_cast<std::int64_t>(std::size(types));
 constexpr std::int64_t q4_k_x8_index = q4_0_x8_index + 1;
 constexpr std::int64_t q8_0_x8_index = q4_0_x8_index + 2;
 constexpr std::int64_t q6_k_x8_index = q4_0_x8_index + 3;
+constexpr std::int64_t q5_k_x8_index = q4_0_x8_index + 4;
 
 TensorType type_at(std::int64_t index) {
   if (index == q4_0_x8_index) return TensorType::Q4_0;
   if (index == q8_0_x8_index) return TensorType::Q8_0;
   if (index == q6_k_x8_index) return TensorType::Q6_K;
+  if (index == q5_k_x8_index) return TensorType::Q5_K;
   return index == q4_k_x8_index ? TensorType::Q4_K : types[index];
 }
 
@@ -219,7 +222,7 @@ void BM_Reference(benchmark::State& state) {
 
 void shapes(benchmark::internal::Benchmark* b, bool batch) {
   const std::int64_t shape[][2] = {{2048, 2048}, {5632, 2048}, {2048, 5632}};
-  for (std::int64_t t = 0; t <= q6_k_x8_index; ++t) {
+  for (std::int64_t t = 0; t <= q5_k_x8_index; ++t) {
     for (const auto& s : shape) {
       if (batch) {
         b->Args({t, s[0], s[1], 128});
@@ -238,7 +241,8 @@ BENCHMARK(BM_Matvec)->Apply([](benchmark::internal::Benchmark* b) { shapes(b, fa
 // Q8_0, Q4_0, F16, Q4_K, Q6_K and the 8-row layouts: best of 5 runs (the machine is shared; the minimum is
 // the signal).
 BENCHMARK(BM_MatvecFromDram)
-    ->ArgsProduct({{3, 4, 1, 8, 10, q4_0_x8_index, q4_k_x8_index, q8_0_x8_index, q6_k_x8_index}})
+    ->ArgsProduct({{3, 4, 1, 8, 10, q4_0_x8_index, q4_k_x8_index, q8_0_x8_index, q6_k_x8_index,
+                    q5_k_x8_index}})
     ->ArgNames({"type"})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
@@ -276,7 +280,7 @@ const bool x8_variants_registered = [] {
     if (!exo::inference::uses_x8_layouts(variant)) continue;
     const std::string name = "BM_X8Variant/" + std::string(exo::inference::kernel_variant_name(variant));
     benchmark::RegisterBenchmark(name.c_str(), BM_X8Variant, variant)
-        ->ArgsProduct({{q4_0_x8_index, q4_k_x8_index, q8_0_x8_index, q6_k_x8_index}, {1, 128}})
+        ->ArgsProduct({{q4_0_x8_index, q4_k_x8_index, q8_0_x8_index, q6_k_x8_index, q5_k_x8_index}, {1, 128}})
         ->ArgNames({"type", "tokens"})
         ->Unit(benchmark::kMillisecond)
         ->UseRealTime();

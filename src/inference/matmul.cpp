@@ -277,6 +277,8 @@ WeightLayout x8_layout_of(TensorType type) noexcept {
       return WeightLayout::Q8_0_X8;
     case TensorType::Q4_K:
       return WeightLayout::Q4_K_X8;
+    case TensorType::Q5_K:
+      return WeightLayout::Q5_K_X8;
     case TensorType::Q6_K:
       return WeightLayout::Q6_K_X8;
     default:
@@ -339,11 +341,18 @@ void pack_q6_k_group_block(const WeightMatrix& w, std::int64_t g, std::int64_t b
   }
 }
 
-void pack_q4_k_group_block(const WeightMatrix& w, std::int64_t g, std::int64_t b, std::uint8_t* dst) {
-  std::uint8_t scales[64];  // index 8 * j + r
+// Q4_K (Bits 4) and Q5_K (Bits 5): the same scales, mins and low 4 bits of the levels; Q5_K's fifth
+// bits follow each sub-block's 128 bytes of low bits.
+template <int Bits>
+void pack_k_group_block(const WeightMatrix& w, std::int64_t g, std::int64_t b, std::uint8_t* dst) {
+  constexpr int block_bytes = Bits == 4 ? kernels::q4_k_block_bytes : kernels::q5_k_block_bytes;
+  constexpr int low_bits_at = Bits == 4 ? 16 : 48;  // Q5_K: qh (32 bytes) at 16, then qs
+  constexpr int sub_block_bytes = Bits == 4 ? 128 : 160;
+  if constexpr (Bits == 5) std::memset(dst, 0, kernels::q5_k_x8_group_bytes);  // the fifth bits are OR-ed in
+  std::uint8_t scales[64];                                                     // index 8 * j + r
   std::uint8_t mins[64];
   for (int r = 0; r < 8; ++r) {
-    const std::uint8_t* src = w.row(g * 8 + r) + b * kernels::q4_k_block_bytes;
+    const std::uint8_t* src = w.row(g * 8 + r) + b * block_bytes;
     std::memcpy(dst + 2 * r, src, 2);           // d
     std::memcpy(dst + 16 + 2 * r, src + 2, 2);  // dmin
     std::uint8_t row_scales[8];
@@ -354,17 +363,21 @@ void pack_q4_k_group_block(const WeightMatrix& w, std::int64_t g, std::int64_t b
       mins[8 * j + r] = row_mins[j];
     }
     // Sub-block j of the row: nibble j % 2 of bytes 32 * (j / 2) .. + 31; its 32 levels go to the
-    // sub-block's 128 bytes as a Q4_0_X8 block's.
+    // sub-block's 128 bytes as a Q4_0_X8 block's. Q5_K: bit j of qh[i] is the fifth bit of level i.
     for (int j = 0; j < 8; ++j) {
-      const std::uint8_t* q = src + 16 + 32 * (j / 2);
+      const std::uint8_t* q = src + low_bits_at + 32 * (j / 2);
       const int shift = 4 * (j % 2);
-      std::uint8_t* out = dst + 128 + 128 * j + 4 * r;
+      std::uint8_t* out = dst + 128 + sub_block_bytes * j + 4 * r;
       for (int c = 0; c < 4; ++c) {
         for (int m = 0; m < 4; ++m) {
           const int low = (q[8 * c + m] >> shift) & 0x0F;
           const int high = (q[8 * c + 4 + m] >> shift) & 0x0F;
           out[32 * c + m] = static_cast<std::uint8_t>(low | (high << 4));
         }
+      }
+      if constexpr (Bits == 5) {
+        for (int i = 0; i < 32; ++i)
+          out[128 + i % 4] |= static_cast<std::uint8_t>(((src[16 + i] >> j) & 1) << (i / 4));
       }
     }
   }
@@ -380,7 +393,7 @@ void pack_q4_k_group_block(const WeightMatrix& w, std::int64_t g, std::int64_t b
 
 WeightMatrix pack_x8(const WeightMatrix& w, std::span<std::uint8_t> out, ComputePool* pool) {
   if (!can_pack_x8(w))
-    throw std::invalid_argument("pack_x8: not a Q4_0, Q8_0, Q4_K or Q6_K matrix of 8k rows");
+    throw std::invalid_argument("pack_x8: not a Q4_0, Q8_0, Q4_K, Q5_K or Q6_K matrix of 8k rows");
   if (out.size() != static_cast<std::size_t>(w.rows) * w.row_bytes)
     throw std::invalid_argument("pack_x8: the output is not rows * row_bytes bytes");
   const WeightLayout layout = x8_layout_of(w.type);
@@ -401,8 +414,11 @@ WeightMatrix pack_x8(const WeightMatrix& w, std::span<std::uint8_t> out, Compute
           case WeightLayout::Q6_K_X8:
             pack_q6_k_group_block(w, g, b, dst);
             break;
+          case WeightLayout::Q5_K_X8:
+            pack_k_group_block<5>(w, g, b, dst);
+            break;
           default:
-            pack_q4_k_group_block(w, g, b, dst);
+            pack_k_group_block<4>(w, g, b, dst);
             break;
         }
       }

@@ -40,6 +40,7 @@ enum class WeightLayout : std::uint8_t {
   Q4_0_X8,  // Q4_0 in groups of 8 rows (pack_x8), the same size as ROWS
   Q8_0_X8,  // Q8_0 in groups of 8 rows (pack_x8), the same size as ROWS
   Q4_K_X8,  // Q4_K in groups of 8 rows (pack_x8), the same size as ROWS
+  Q5_K_X8,  // Q5_K in groups of 8 rows (pack_x8), the same size as ROWS
   Q6_K_X8,  // Q6_K in groups of 8 rows (pack_x8), the same size as ROWS
 };
 
@@ -153,6 +154,11 @@ void matmul_group_with(KernelVariant variant, std::span<const MatmulOutput> outp
 // min k + 32); then per sub-block j (32 values) 128 bytes of levels arranged as one Q4_0_X8 block's.
 // The kernels unpack scales and mins once per 8 rows with a few vector instructions.
 //
+// The Q5_K_X8 layout: Q4_K_X8's, with 1408-byte group blocks (at (group * cols / 256 + block) * 1408)
+// whose sub-blocks are 160 bytes: the low 4 bits of the 32 levels as in Q4_K_X8, then 32 bytes of
+// fifth bits, byte 4 * r + m holding in bit k that of row r's level 4k + m (bit k of a byte belongs
+// to the byte of the k-th 4-level vector the 128 bytes unpack into).
+//
 // The Q6_K_X8 layout: per group of 8 rows and per 256-value super-block (1680 bytes, at
 // (group * cols / 256 + block) * 1680): the 8 rows' f16 d, their 16 int8 scales per row (index
 // 8 * j + r for the 16-value sub-block j of row r, 128 bytes), then per 32-value sub-block 192
@@ -161,7 +167,7 @@ void matmul_group_with(KernelVariant variant, std::span<const MatmulOutput> outp
 // 16h + 12 + m in bits 6-7: one mask gives each of the first three level vectors, three shifts,
 // masks and two ORs the fourth.
 //
-// can_pack_x8: Q4_0, Q8_0, Q4_K or Q6_K in the ROWS layout with a row count that is a multiple of 8.
+// can_pack_x8: Q4_0, Q8_0, Q4_K, Q5_K or Q6_K in the ROWS layout with a row count that is a multiple of 8.
 // pack_x8 writes `w` in its 8-row layout into `out` (exactly rows * row_bytes bytes) and returns the
 // view of it; std::invalid_argument otherwise. With a pool, the row groups are packed on it (the
 // caller's rules for the pool apply). matmul gives the same results for both layouts up to float

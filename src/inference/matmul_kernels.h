@@ -73,14 +73,16 @@ void quantize_activation_q8k(const float* x, std::int64_t n, ActQ8K* out);
 RowKernel portable_kernel(TensorType type) noexcept;
 RowKernel avx2_kernel(TensorType type) noexcept;
 
-// The 8-row layouts (matmul.h): one group of 8 rows x one block (Q4_0, Q8_0: 32 values; Q4_K, Q6_K:
-// 256).
+// The 8-row layouts (matmul.h): one group of 8 rows x one block (Q4_0, Q8_0: 32 values; Q4_K, Q5_K,
+// Q6_K: 256).
 inline constexpr int q4_0_block_bytes = 18;
 inline constexpr int q4_0_x8_group_bytes = 8 * q4_0_block_bytes;
 inline constexpr int q8_0_block_bytes = 34;
 inline constexpr int q8_0_x8_group_bytes = 8 * q8_0_block_bytes;
 inline constexpr int q4_k_block_bytes = 144;
 inline constexpr int q4_k_x8_group_bytes = 8 * q4_k_block_bytes;
+inline constexpr int q5_k_block_bytes = 176;
+inline constexpr int q5_k_x8_group_bytes = 8 * q5_k_block_bytes;
 inline constexpr int q6_k_block_bytes = 210;
 inline constexpr int q6_k_x8_group_bytes = 8 * q6_k_block_bytes;
 // One X8 layout's block: values per row and bytes per row (a group block is 8 of them).
@@ -96,6 +98,8 @@ constexpr X8Block x8_block(WeightLayout layout) noexcept {
       return {q8_block, q8_0_block_bytes};
     case WeightLayout::Q4_K_X8:
       return {q8k_block, q4_k_block_bytes};
+    case WeightLayout::Q5_K_X8:
+      return {q8k_block, q5_k_block_bytes};
     case WeightLayout::Q6_K_X8:
       return {q8k_block, q6_k_block_bytes};
     case WeightLayout::ROWS:
@@ -105,7 +109,8 @@ constexpr X8Block x8_block(WeightLayout layout) noexcept {
 }
 // Row r of an X8-layout matrix back in ggml's row format of its type (row_bytes bytes at out).
 void unpack_x8_row(const WeightMatrix& w, std::int64_t r, std::uint8_t* out) noexcept;
-// Kernels of an X8 layout (Q4_0_X8, Q8_0_X8, Q4_K_X8 or Q6_K_X8); row ranges start at a multiple of 8.
+// Kernels of an X8 layout (Q4_0_X8, Q8_0_X8, Q4_K_X8, Q5_K_X8 or Q6_K_X8); row ranges start at a multiple
+// of 8.
 RowKernel portable_x8_kernel(WeightLayout layout) noexcept;
 RowKernel avx2_x8_kernel(WeightLayout layout) noexcept;
 RowKernel avx_vnni_x8_kernel(WeightLayout layout) noexcept;

@@ -363,7 +363,11 @@ void unpack_q6_k_group_block(const std::uint8_t* src, int in_group, std::uint8_t
   }
 }
 
-void unpack_q4_k_group_block(const std::uint8_t* src, int in_group, std::uint8_t* dst) {
+// Q4_K_X8 (Bits 4) and Q5_K_X8 (Bits 5) back into a Q4_K / Q5_K block.
+template <int Bits>
+void unpack_k_group_block(const std::uint8_t* src, int in_group, std::uint8_t* dst) {
+  constexpr int low_bits_at = Bits == 4 ? 16 : 48;
+  constexpr int sub_block_bytes = Bits == 4 ? 128 : 160;
   std::memcpy(dst, src + 2 * in_group, 2);           // d
   std::memcpy(dst + 2, src + 16 + 2 * in_group, 2);  // dmin
   std::uint8_t scales[8];
@@ -379,10 +383,21 @@ void unpack_q4_k_group_block(const std::uint8_t* src, int in_group, std::uint8_t
   }
   blocks::pack_k4_scales_mins(scales, mins, dst + 4);
   // Value v: level v % 32 of sub-block v / 32.
-  const auto level = [&](int v) { return x8_level(src + 128 + 128 * (v / 32), in_group, v % 32); };
+  const auto level = [&](int v) {
+    return x8_level(src + 128 + sub_block_bytes * (v / 32), in_group, v % 32);
+  };
   for (int c = 0; c < 4; ++c)
     for (int l = 0; l < 32; ++l)
-      dst[16 + 32 * c + l] = static_cast<std::uint8_t>(level(64 * c + l) | (level(64 * c + 32 + l) << 4));
+      dst[low_bits_at + 32 * c + l] =
+          static_cast<std::uint8_t>(level(64 * c + l) | (level(64 * c + 32 + l) << 4));
+  if constexpr (Bits == 5) {
+    std::memset(dst + 16, 0, 32);
+    for (int j = 0; j < 8; ++j) {
+      const std::uint8_t* fifth_bits = src + 128 + sub_block_bytes * j + 128 + 4 * in_group;
+      for (int i = 0; i < 32; ++i)
+        dst[16 + i] |= static_cast<std::uint8_t>(((fifth_bits[i % 4] >> (i / 4)) & 1) << j);
+    }
+  }
 }
 
 }  // namespace
@@ -405,8 +420,11 @@ void unpack_x8_row(const WeightMatrix& w, std::int64_t r, std::uint8_t* out) noe
       case WeightLayout::Q6_K_X8:
         unpack_q6_k_group_block(src, in_group, dst);
         break;
+      case WeightLayout::Q5_K_X8:
+        unpack_k_group_block<5>(src, in_group, dst);
+        break;
       default:
-        unpack_q4_k_group_block(src, in_group, dst);
+        unpack_k_group_block<4>(src, in_group, dst);
         break;
     }
   }

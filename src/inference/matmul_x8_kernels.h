@@ -1,4 +1,4 @@
-// The kernels of the 8-row layouts (Q4_0_X8, Q8_0_X8, Q4_K_X8, Q6_K_X8; matmul.h), written once for
+// The kernels of the 8-row layouts (Q4_0_X8, Q8_0_X8, Q4_K_X8, Q5_K_X8, Q6_K_X8; matmul.h), written once for
 // every x86 variant that has them. Each tile is 8 rows x NT tokens: the 8 rows' dot products are the 8
 // lanes of one vector, so there are no horizontal sums. The byte products come from a `Dot` policy:
 //
@@ -54,6 +54,21 @@ inline void unpack_levels(const std::uint8_t* at, __m256i (&levels)[8]) {
     levels[2 * c] = _mm256_and_si256(packed, low_mask);
     levels[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_mask);
   }
+}
+
+// Q5_K_X8: ORs the fifth bits (32 bytes at `at`; bit k of byte i belongs to byte i of levels[k]) into
+// the 8 level vectors as 16. A 16-bit shift moves bit k of each byte to bit 4 of the same byte.
+inline void add_fifth_bits(const std::uint8_t* at, __m256i (&levels)[8]) {
+  const __m256i bits = load256(at);
+  const __m256i bit_4 = _mm256_set1_epi8(0x10);
+  levels[0] = _mm256_or_si256(levels[0], _mm256_and_si256(_mm256_slli_epi16(bits, 4), bit_4));
+  levels[1] = _mm256_or_si256(levels[1], _mm256_and_si256(_mm256_slli_epi16(bits, 3), bit_4));
+  levels[2] = _mm256_or_si256(levels[2], _mm256_and_si256(_mm256_slli_epi16(bits, 2), bit_4));
+  levels[3] = _mm256_or_si256(levels[3], _mm256_and_si256(_mm256_slli_epi16(bits, 1), bit_4));
+  levels[4] = _mm256_or_si256(levels[4], _mm256_and_si256(bits, bit_4));
+  levels[5] = _mm256_or_si256(levels[5], _mm256_and_si256(_mm256_srli_epi16(bits, 1), bit_4));
+  levels[6] = _mm256_or_si256(levels[6], _mm256_and_si256(_mm256_srli_epi16(bits, 2), bit_4));
+  levels[7] = _mm256_or_si256(levels[7], _mm256_and_si256(_mm256_srli_epi16(bits, 3), bit_4));
 }
 
 // The row kernel of an 8-row layout: each group of 8 rows in tiles of 4 tokens, then the rest.
@@ -150,15 +165,22 @@ struct Q8_0X8Levels {
 };
 
 // ---------------------------------------------------------------------------------------------
-// Q4_K in the Q4_K_X8 layout (matmul.h): 8 rows x NT tokens per tile. Per super-block, the 64
+// Q4_K in the Q4_K_X8 layout (Bits 4) and Q5_K in the Q5_K_X8 layout (Bits 5) (matmul.h): 8 rows x NT
+// tokens per tile. Per super-block, the 64
 // scales and 64 mins of the 8 rows are unpacked once with a few vector operations. Each sub-block's
 // 128 bytes of levels are a Q4_0_X8 block's: 8 products of a broadcast group of 4 activation levels,
 // multiplied by the rows' scales (Dot::scaled_dots; |sum| <= 8 * 2 * 15 * 128 before scaling, as the
-// AVX2 policy's 16-bit sums need). The mins term, sum over sub-blocks of
+// AVX2 policy's 16-bit sums need). Q5_K ORs each level vector's fifth bits in (bit k of the 32 bytes
+// after the low bits, moved to bit 4) and, with levels to 31, scales two halves of 4 products
+// (4 * 2 * 31 * 128 each). The mins term, sum over sub-blocks of
 // min * (sum of the sub-block's activations), is 4 multiply-adds of interleaved min pairs with
 // broadcast pairs of activation sums.
-template <class Dot>
-struct Q4KX8Kernel {
+template <class Dot, int Bits>
+struct KQuantX8Kernel {
+  static_assert(Bits == 4 || Bits == 5);
+  static constexpr int sub_block_bytes = Bits == 4 ? 128 : 160;
+  static constexpr int group_bytes = Bits == 4 ? q4_k_x8_group_bytes : q5_k_x8_group_bytes;
+
   // Per super-block: the 8 rows' scales of sub-block j (in Dot's form) and the interleaved min
   // pairs (2p, 2p + 1).
   struct Scales {
@@ -201,12 +223,12 @@ struct Q4KX8Kernel {
   template <int NT>
   static void tile(const WeightMatrix& w, const Activations& x, float* y, I64 r0, I64 t0) {
     const I64 nb = w.cols / q8k_block;
-    const std::uint8_t* group = w.data + (r0 / 8) * nb * q4_k_x8_group_bytes;
+    const std::uint8_t* group = w.data + (r0 / 8) * nb * group_bytes;
     __m256 acc[NT];
 #pragma GCC unroll 4
     for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
     for (I64 b = 0; b < nb; ++b) {
-      const std::uint8_t* block = group + b * q4_k_x8_group_bytes;
+      const std::uint8_t* block = group + b * group_bytes;
       prefetch(block);
       prefetch(block + 64);
       const Scales s = unpack_scales(block);
@@ -229,14 +251,21 @@ struct Q4KX8Kernel {
         min_sums[t] = m;
       }
       for (int j = 0; j < 8; ++j) {
-        const std::uint8_t* levels_at = block + 128 + 128 * j;
-        for (I64 line = 0; line < 128; line += 64) prefetch(levels_at + line);
+        const std::uint8_t* levels_at = block + 128 + sub_block_bytes * j;
+        for (I64 line = 0; line < sub_block_bytes; line += 64) prefetch(levels_at + line);
         __m256i levels[8];
         unpack_levels(levels_at, levels);
+        if constexpr (Bits == 5) add_fifth_bits(levels_at + 128, levels);
 #pragma GCC unroll 4
         for (int t = 0; t < NT; ++t) {
           const std::uint8_t* qs = activation_bytes(x.q8k[(t0 + t) * nb + b].qs) + 32 * j;
-          dots[t] = _mm256_add_epi32(dots[t], Dot::template scaled_dots<8>(levels, qs, s.scale[j]));
+          if constexpr (Bits == 4) {
+            dots[t] = _mm256_add_epi32(dots[t], Dot::template scaled_dots<8>(levels, qs, s.scale[j]));
+          } else {
+            dots[t] = _mm256_add_epi32(dots[t], Dot::template scaled_dots<4>(levels, qs, s.scale[j]));
+            dots[t] =
+                _mm256_add_epi32(dots[t], Dot::template scaled_dots<4>(levels + 4, qs + 16, s.scale[j]));
+          }
         }
       }
       const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block)));
@@ -352,7 +381,9 @@ RowKernel x8_kernel_of(WeightLayout layout) noexcept {
     case WeightLayout::Q8_0_X8:
       return x8_entry<Block32X8Kernel<Dot, Q8_0X8Levels>>;
     case WeightLayout::Q4_K_X8:
-      return x8_entry<Q4KX8Kernel<Dot>>;
+      return x8_entry<KQuantX8Kernel<Dot, 4>>;
+    case WeightLayout::Q5_K_X8:
+      return x8_entry<KQuantX8Kernel<Dot, 5>>;
     case WeightLayout::Q6_K_X8:
       return x8_entry<Q6KX8Kernel<Dot>>;
     case WeightLayout::ROWS:

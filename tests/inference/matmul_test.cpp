@@ -466,6 +466,15 @@ TEST_P(MatmulVariantTest, KQuantExtremesDoNotOverflowThePackedSums) {
         put_f16(block + 2, 1.0f);
       },
       (63.0 * 15.0 - 63.0) * 512);
+  // Q5_K likewise with every level 31: each half's 16-bit sums of 4 products (4 * 2 * 31 * -128) are
+  // at their extreme; sums of all 8 would overflow.
+  expect_exact_extremes(
+      GetParam(), TensorType::Q5_K,
+      [](std::uint8_t* block) {
+        put_f16(block, 1.0f);
+        put_f16(block + 2, 1.0f);
+      },
+      (63.0 * 31.0 - 63.0) * 512);
   // Q6_K with every level 63 and every scale -128, d = 1: the 16-bit sums of two products
   // (2 * 2 * 63 * -128) and the 32-bit sums with the zero point are at their extremes.
   expect_exact_extremes(
@@ -481,7 +490,8 @@ TEST_P(MatmulVariantTest, PackedMatricesReadBackExactlyAndMultiplyLikeTheRowLayo
   const KernelVariant variant = GetParam();
   ComputePool pool(2);
   std::mt19937 rng(31);
-  for (TensorType type : {TensorType::Q4_0, TensorType::Q8_0, TensorType::Q4_K, TensorType::Q6_K}) {
+  for (TensorType type :
+       {TensorType::Q4_0, TensorType::Q8_0, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K}) {
     for (std::int64_t cols : awkward_cols(type)) {
       for (std::int64_t rows : {8, 16, 40}) {
         const RandomMatrix m = random_blocks(type, rows, cols, rng);
@@ -491,6 +501,7 @@ TEST_P(MatmulVariantTest, PackedMatricesReadBackExactlyAndMultiplyLikeTheRowLayo
         const WeightLayout expected_layout = type == TensorType::Q4_0   ? WeightLayout::Q4_0_X8
                                              : type == TensorType::Q8_0 ? WeightLayout::Q8_0_X8
                                              : type == TensorType::Q4_K ? WeightLayout::Q4_K_X8
+                                             : type == TensorType::Q5_K ? WeightLayout::Q5_K_X8
                                                                         : WeightLayout::Q6_K_X8;
         ASSERT_EQ(packed.layout, expected_layout);
         std::vector<std::uint8_t> packed_on_pool(m.bytes.size());
@@ -535,7 +546,8 @@ TEST(Matmul, VnniKernelsAgreeWithAvx2BitForBit) {
     GTEST_SKIP() << "this CPU has no AVX2, so it runs no VNNI variant, not even the emulated one";
   ComputePool pool(2);
   std::mt19937 rng(37);
-  for (TensorType type : {TensorType::Q4_0, TensorType::Q8_0, TensorType::Q4_K, TensorType::Q6_K}) {
+  for (TensorType type :
+       {TensorType::Q4_0, TensorType::Q8_0, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K}) {
     for (std::int64_t cols : awkward_cols(type)) {
       // Random blocks, and blocks at the extremes (every level and scale byte 0xFF or 0x80) where
       // 16-bit sums and biases are tightest.
@@ -569,21 +581,22 @@ TEST(Matmul, VnniKernelsAgreeWithAvx2BitForBit) {
   }
 }
 
-TEST(Matmul, PackingAppliesOnlyToQ4_0Q8_0Q4_KAndQ6_KMatricesOfWholeRowGroups) {
+TEST(Matmul, PackingAppliesOnlyToQ4_0Q8_0Q4_KQ5_KAndQ6_KMatricesOfWholeRowGroups) {
   std::mt19937 rng(3);
   const RandomMatrix seven_rows = random_blocks(TensorType::Q4_0, 7, 64, rng);
   const RandomMatrix seven_q8_rows = random_blocks(TensorType::Q8_0, 7, 64, rng);
   const RandomMatrix seven_k_rows = random_blocks(TensorType::Q4_K, 7, 256, rng);
   const RandomMatrix q4_1 = random_blocks(TensorType::Q4_1, 8, 64, rng);
-  const RandomMatrix q5_k = random_blocks(TensorType::Q5_K, 8, 256, rng);
+  const RandomMatrix seven_q5_k_rows = random_blocks(TensorType::Q5_K, 7, 256, rng);
   const RandomMatrix seven_q6_k_rows = random_blocks(TensorType::Q6_K, 7, 256, rng);
   EXPECT_FALSE(can_pack_x8(seven_rows.view()));
   EXPECT_FALSE(can_pack_x8(seven_q8_rows.view()));
   EXPECT_FALSE(can_pack_x8(seven_k_rows.view()));
   EXPECT_FALSE(can_pack_x8(q4_1.view()));
-  EXPECT_FALSE(can_pack_x8(q5_k.view()));
+  EXPECT_FALSE(can_pack_x8(seven_q5_k_rows.view()));
   EXPECT_FALSE(can_pack_x8(seven_q6_k_rows.view()));
-  for (TensorType type : {TensorType::Q4_0, TensorType::Q8_0, TensorType::Q4_K, TensorType::Q6_K}) {
+  for (TensorType type :
+       {TensorType::Q4_0, TensorType::Q8_0, TensorType::Q4_K, TensorType::Q5_K, TensorType::Q6_K}) {
     const RandomMatrix ok = random_blocks(type, 8, 256, rng);
     std::vector<std::uint8_t> out(ok.bytes.size());
     EXPECT_THROW(pack_x8(seven_rows.view(), out), std::invalid_argument);
