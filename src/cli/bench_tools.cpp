@@ -243,8 +243,9 @@ int run_bench(const BenchCommand& c, std::ostream& out, std::ostream& err) {
     out << fmt::format("model: {} ({}, {} layers, n_embd {}, vocab {}; {}), {:.2f} GiB of weights\n", c.model,
                        config.architecture_name, config.n_layer, config.n_embd, config.n_vocab,
                        type_summary(file), static_cast<double>(weights.weight_bytes()) / 1073741824.0);
+    const TensorType kv_type = NativeEngineOptions{}.kv_type;  // the engine's cache, as the node runs it
     out << fmt::format("threads: {}, kernels: {}, KV cache: {}\n", pool.size(),
-                       kernel_variant_name(best_variant()), tensor_type_name(NativeEngineOptions{}.kv_type));
+                       kernel_variant_name(best_variant()), tensor_type_name(kv_type));
 
     ForwardPass forward(config, weights, pool);
     auto budget = std::make_shared<KvBudget>(UINT64_MAX);
@@ -252,13 +253,13 @@ int run_bench(const BenchCommand& c, std::ostream& out, std::ostream& err) {
     const auto run_pp = [&](int n) {
       std::vector<std::int32_t> ids(static_cast<std::size_t>(n));
       for (int i = 0; i < n; ++i) ids[static_cast<std::size_t>(i)] = token(i);
-      auto cache = forward.make_cache(budget, n, NativeEngineOptions{}.kv_type);
+      auto cache = forward.make_cache(budget, n, kv_type);
       const auto start = std::chrono::steady_clock::now();
       forward.run_tokens(ids, *cache, ForwardPass::Logits::LAST);
       return seconds_since(start);
     };
     const auto run_tg = [&](int n) {
-      auto cache = forward.make_cache(budget, n, NativeEngineOptions{}.kv_type);
+      auto cache = forward.make_cache(budget, n, kv_type);
       const auto start = std::chrono::steady_clock::now();
       for (int i = 0; i < n; ++i) {
         const std::int32_t id = token(i);

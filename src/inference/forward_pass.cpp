@@ -193,7 +193,7 @@ void ForwardPass::attention(std::int64_t index, std::int64_t n, std::int64_t fir
   const std::int64_t kv_dim = c.kv_dim();
   const std::int64_t group = c.gqa_group();
   const KvCache::StoredRows stored = cache.stored(index);
-  const std::size_t element_bytes = cache.type() == TensorType::F16 ? 2 : 4;
+  const std::size_t element_bytes = tensor_type_info(cache.type()).bytes_per_block;  // F32 / F16: 1 value
   const auto* keys = static_cast<const std::uint8_t*>(stored.keys);
   const auto* values = static_cast<const std::uint8_t*>(stored.values);
   const float scale = 1.0F / std::sqrt(static_cast<float>(hd));

@@ -13,6 +13,7 @@
 
 #include "inference/forward_pass.h"
 #include "inference/gguf_file.h"
+#include "inference/matmul.h"
 #include "inference/model_config.h"
 #include "inference/model_weights.h"
 #include "inference/repacked_weights.h"
@@ -250,6 +251,7 @@ std::map<std::string, std::string> NativeEngine::details() const {
   out["kv_budget_bytes"] = std::to_string(l->budget->limit());
   out["kv_type"] = std::string(tensor_type_name(l->kv_type));
   out["threads"] = std::to_string(l->pool->size());
+  out["kernels"] = std::string(kernel_variant_name(best_variant()));
   out["chat_template"] = std::string(chat_template_name(l->chat));
   out["active_requests"] = std::to_string(active_requests());
   return out;

@@ -1,6 +1,6 @@
 // RepackedWeights: copies of a model's matrices in the layout the best kernels read fastest, shared
-// by every ModelWeights loaded from one file (today: Q4_0, Q8_0, Q4_K and Q6_K matrices of whole
-// 8-row groups become their X8 layouts when the AVX2 kernels run; see matmul.h).
+// by every ModelWeights loaded from one file (today: Q4_0, Q8_0, Q4_K, Q5_K and Q6_K matrices of whole
+// 8-row groups become their X8 layouts when a SIMD kernel variant runs; see matmul.h).
 //
 // Contract
 // - matrix(w) returns the repacked view of w, creating it on first use, or w itself when no faster

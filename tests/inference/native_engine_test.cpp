@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "../resource/test_support.h"
+#include "inference/matmul.h"
 #include "inference/native_engine.h"
 #include "net/tensor_codec.h"
 #include "test_support.h"
@@ -213,6 +214,7 @@ TEST_F(NativeEngineTest, KvBudgetExceededIsAnErrorAndTheEngineStaysUsable) {
   auto engine = make("small-f16", std::nullopt, 40'000);
   run_sync(context, engine->initialize());
   EXPECT_EQ(engine->info().details.at("kv_type"), "f16");
+  EXPECT_EQ(engine->info().details.at("kernels"), kernel_variant_name(best_variant()));
   const topology::Shard shard = engine->loaded_shard();
   const auto prompt = net::Tensor::from_values<std::int64_t>({1, 12}, kPrompt);
   EXPECT_NO_THROW(run_sync(context, engine->infer_tensor("a", shard, prompt)));
