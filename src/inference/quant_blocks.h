@@ -33,8 +33,23 @@ void unpack_k4_scales_mins(const std::uint8_t* packed, std::uint8_t* scales, std
 void pack_k4_scales_mins(const std::uint8_t* scales, const std::uint8_t* mins, std::uint8_t* packed);
 
 // Level v (0..255) of a Q6_K super-block (6 bits: 4 in `ql`, 2 in `qh`), and the reverse; the
-// setter expects the level's bits still clear.
-int q6_k_level(const std::uint8_t* block, int v);
-void set_q6_k_level(std::uint8_t* block, int v, int level);
+// setter expects the level's bits still clear. Inline: repacking calls them once per value.
+inline int q6_k_level(const std::uint8_t* block, int v) {
+  const int n = v / 128;
+  const int quarter = (v % 128) / 32;
+  const int l = v % 32;
+  const std::uint8_t low = block[64 * n + l + 32 * (quarter & 1)];
+  const int nibble = quarter < 2 ? low & 0x0F : low >> 4;
+  return nibble | (((block[128 + 32 * n + l] >> (2 * quarter)) & 0x03) << 4);
+}
+
+inline void set_q6_k_level(std::uint8_t* block, int v, int level) {
+  const int n = v / 128;
+  const int quarter = (v % 128) / 32;
+  const int l = v % 32;
+  block[64 * n + l + 32 * (quarter & 1)] |=
+      static_cast<std::uint8_t>((level & 0x0F) << (quarter < 2 ? 0 : 4));
+  block[128 + 32 * n + l] |= static_cast<std::uint8_t>(((level >> 4) & 0x03) << (2 * quarter));
+}
 
 }  // namespace exo::inference::blocks

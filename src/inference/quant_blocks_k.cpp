@@ -245,24 +245,6 @@ void quantize_q6_k(const float* in, std::uint8_t* out) {
 // ql: 128 bytes (two halves of 64), qh: 64 bytes (two halves of 32). In half n, position l of
 // quarter q is value 128n + 32q + l: its low 4 bits are the low (q < 2) or high nibble of
 // ql[64n + l + 32 (q & 1)], its high 2 bits are bits 2q, 2q + 1 of qh[32n + l].
-int q6_k_level(const std::uint8_t* block, int v) {
-  const int n = v / 128;
-  const int quarter = (v % 128) / 32;
-  const int l = v % 32;
-  const std::uint8_t low = block[64 * n + l + 32 * (quarter & 1)];
-  const int nibble = quarter < 2 ? low & 0x0F : low >> 4;
-  return nibble | (((block[128 + 32 * n + l] >> (2 * quarter)) & 0x03) << 4);
-}
-
-void set_q6_k_level(std::uint8_t* block, int v, int level) {
-  const int n = v / 128;
-  const int quarter = (v % 128) / 32;
-  const int l = v % 32;
-  block[64 * n + l + 32 * (quarter & 1)] |=
-      static_cast<std::uint8_t>((level & 0x0F) << (quarter < 2 ? 0 : 4));
-  block[128 + 32 * n + l] |= static_cast<std::uint8_t>(((level >> 4) & 0x03) << (2 * quarter));
-}
-
 void unpack_k4_scales_mins(const std::uint8_t* packed, std::uint8_t* scales, std::uint8_t* mins) {
   for (int j = 0; j < sub_blocks_4k; ++j) {
     const ScaleAndMin sm = unpack_scale_min(packed, j);

@@ -726,5 +726,23 @@ TEST(ActivationQuantization, Q8KBlocksRoundTripAndCarryGroupSums) {
   EXPECT_EQ(blocks[1].d, 0.0f);
 }
 
+TEST(ActivationQuantization, Q8KRoundsHalfToEvenAsGgmlsNearbyint) {
+  // An extreme of -128 makes the scale exactly 1 (inverse = -128 / -128), so every value is its own
+  // scaled value: ties go to the even neighbour, and 127.5 (which rounds to 128) is clamped to 127.
+  std::vector<float> x(256, 0.0f);
+  const float values[] = {-128.0f, 2.5f,        -2.5f,  3.5f,    0.5f,   -0.5f, 1.5f,
+                          -1.5f,   0.49999997f, 126.5f, -127.5f, 127.5f, 5.25f, -0.0f};
+  std::copy(std::begin(values), std::end(values), x.begin());
+  kernels::ActQ8K block{};
+  kernels::quantize_activation_q8k(x.data(), 256, &block);
+  ASSERT_EQ(block.d, 1.0f);
+  for (std::size_t j = 0; j < std::size(values); ++j)
+    EXPECT_EQ(block.qs[j], static_cast<std::int8_t>(std::min(127.0f, std::nearbyint(values[j]))))
+        << values[j];
+  EXPECT_EQ(block.qs[1], 2);
+  EXPECT_EQ(block.qs[3], 4);
+  EXPECT_EQ(block.qs[11], 127);
+}
+
 }  // namespace
 }  // namespace exo::inference
