@@ -2,14 +2,19 @@
 // carry the llama-family metadata and tensors, are deterministic, and copy the source vocabulary.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 
+#include "inference/compute_pool.h"
+#include "inference/forward_pass.h"
 #include "inference/gguf_file.h"
+#include "inference/matmul.h"
 #include "inference/model_config.h"
 #include "inference/model_generator.h"
 #include "inference/model_weights.h"
 #include "inference/quants.h"
+#include "inference/repacked_weights.h"
 #include "inference/tokenizer.h"
 #include "test_support.h"
 
@@ -241,6 +246,54 @@ TEST(ModelGenerator, VocabularyIsCopiedFromTheSourceFile) {
     EXPECT_EQ(a.encode(text, false, false), b.encode(text, false, false)) << text;
   }
   std::filesystem::remove(path);
+}
+
+// The medium mixes put Q4_K or Q5_K next to Q6_K matrices: every one of them runs repacked into its 8-row
+// layout (when the kernels use those layouts) and the logits match the file layout's, whose row
+// kernels share no code with the 8-row ones.
+TEST(ModelGenerator, MediumMixModelsRunRepackedAsInTheFileLayout) {
+  for (const char* recipe_name : {"q4_k_m", "q5_k_m"}) {
+    const auto recipe = parse_weight_recipe(recipe_name);
+    ASSERT_TRUE(recipe);
+    GenerateOptions o;
+    o.shape = tiny_shape();
+    o.type = recipe->type;
+    o.medium_mix = recipe->medium_mix;
+    o.weight_sigma = 0.1f;  // logits well away from zero
+    const auto path = temp_path(recipe_name);
+    generate_model(o, path);
+    const GgufFile file = GgufFile::open(path);
+    const ModelConfig config = ModelConfig::from_gguf(file);
+    const std::vector<std::int32_t> ids{1, 15, 27, 100, 42, 7, 99, 3, 64};
+    ComputePool pool(2);
+    const auto run = [&](RepackedWeights* repacked) {
+      const ModelWeights weights = ModelWeights::load(file, config, 0, config.n_layer - 1, repacked);
+      ForwardPass forward(config, weights, pool);
+      auto cache = forward.make_cache(std::make_shared<KvBudget>(1U << 26));
+      return forward.run_tokens(ids, *cache, ForwardPass::Logits::ALL);
+    };
+    const std::vector<float> file_layout = run(nullptr);
+    RepackedWeights repacked;
+    const std::vector<float> packed = run(&repacked);
+    if (uses_x8_layouts(best_variant())) {
+      // Every 2-D weight is Q4_K / Q5_K / Q6_K; all but the embeddings (read by row) and the output
+      // matrix (259 vocabulary rows: not whole groups of 8) are repacked.
+      std::uint64_t repackable = 0;
+      for (const auto& t : file.tensors()) {
+        if (t.shape.size() == 2 && t.name != "token_embd.weight" && t.row_count() % 8 == 0)
+          repackable += t.data.size();
+      }
+      EXPECT_GT(repackable, 0U);
+      EXPECT_EQ(repacked.bytes(), repackable) << recipe_name;
+    }
+    float largest = 0;
+    for (float v : file_layout) largest = std::max(largest, std::fabs(v));
+    ASSERT_GT(largest, 0.0f);
+    ASSERT_EQ(packed.size(), file_layout.size());
+    for (std::size_t i = 0; i < packed.size(); ++i)
+      ASSERT_NEAR(packed[i], file_layout[i], 1e-4F * largest) << recipe_name << " logit " << i;
+    std::filesystem::remove(path);
+  }
 }
 
 }  // namespace
