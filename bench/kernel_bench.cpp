@@ -9,6 +9,7 @@
 // - BM_Matmul/<type>/<rows>/<cols>/128: a 128-token batch (prompt processing). Counter: tokens/s for
 //   this one matrix and effective GMAC/s.
 // - BM_Reference*: the scalar oracle on the same shapes, for the speedup of the fast path.
+// - BM_PackX8/<type>: repacking one 5632x2048 matrix into its 8-row layout (model load), source GB/s.
 // - BM_X8Variant/<variant>/<type>/<tokens>: the 8-row layouts at 2048x2048 with every SIMD variant
 //   this CPU runs, side by side (e.g. avx512-vnni against avx2; vnni-emulated shows the emulation's
 //   cost). Counter: tokens/s.
@@ -260,6 +261,20 @@ BENCHMARK(BM_Reference)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime()
     ->Iterations(2);
+
+// Repacking cost alone (model load): one 5632x2048 matrix into an already faulted-in buffer, on the
+// pool as the loader does. Counter: source GB/s.
+void BM_PackX8(benchmark::State& state) {
+  const Matrix& m = matrix(types[state.range(0)], 5632, 2048);
+  std::vector<std::uint8_t> out(m.bytes.size());
+  for (auto _ : state) {
+    benchmark::DoNotOptimize(exo::inference::pack_x8(m.view, out, &pool()).data);
+  }
+  state.SetLabel(std::string(exo::inference::tensor_type_name(m.view.type)));
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(m.bytes.size()) / 1e9,
+                                              benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_PackX8)->DenseRange(3, 4)->Arg(8)->Arg(9)->Arg(10)->Unit(benchmark::kMillisecond)->UseRealTime();
 
 void BM_X8Variant(benchmark::State& state, exo::inference::KernelVariant variant) {
   const Matrix& m = matrix_at(state.range(0), 2048, 2048);

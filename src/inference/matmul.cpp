@@ -302,16 +302,30 @@ bool can_pack_x8(const WeightMatrix& w) noexcept {
 
 namespace {
 
+std::uint32_t load_u32(const std::uint8_t* at) noexcept {
+  std::uint32_t v = 0;
+  std::memcpy(&v, at, sizeof v);
+  return v;
+}
+
+// One row's 4 bytes of an X8 level chunk from 8 consecutive levels stored as nibbles: the low (or, with
+// `high`, the high) nibbles of the 4 bytes `first` give levels 0-3 (the chunk's low nibbles), those of
+// `second` levels 4-7 (its high nibbles).
+std::uint32_t x8_chunk(std::uint32_t first, std::uint32_t second, bool high) noexcept {
+  return high ? ((first >> 4) & 0x0F0F0F0FU) | (second & 0xF0F0F0F0U)
+              : (first & 0x0F0F0F0FU) | ((second & 0x0F0F0F0FU) << 4);
+}
+
 void pack_q4_0_group_block(const WeightMatrix& w, std::int64_t g, std::int64_t b, std::uint8_t* dst) {
   for (int r = 0; r < 8; ++r) {
     const std::uint8_t* src = w.row(g * 8 + r) + b * kernels::q4_0_block_bytes;
     dst[2 * r] = src[0];
     dst[2 * r + 1] = src[1];
-    const auto level = [src](int i) { return i < 16 ? src[2 + i] & 0x0F : src[2 + i - 16] >> 4; };
+    // Levels 0-15 are the low nibbles of qs[0..15], 16-31 the high ones; chunk j holds 8j .. 8j + 7.
     for (int j = 0; j < 4; ++j) {
-      for (int m = 0; m < 4; ++m)
-        dst[16 + 32 * j + 4 * r + m] =
-            static_cast<std::uint8_t>(level(8 * j + m) | (level(8 * j + 4 + m) << 4));
+      const std::uint8_t* q = src + 2 + 8 * (j % 2);
+      const std::uint32_t chunk = x8_chunk(load_u32(q), load_u32(q + 4), j >= 2);
+      std::memcpy(dst + 16 + 32 * j + 4 * r, &chunk, 4);
     }
   }
 }
@@ -326,22 +340,24 @@ void pack_q8_0_group_block(const WeightMatrix& w, std::int64_t g, std::int64_t b
 }
 
 void pack_q6_k_group_block(const WeightMatrix& w, std::int64_t g, std::int64_t b, std::uint8_t* dst) {
-  std::memset(dst, 0, kernels::q6_k_x8_group_bytes);  // the level bits are OR-ed in
   for (int r = 0; r < 8; ++r) {
     const std::uint8_t* src = w.row(g * 8 + r) + b * kernels::q6_k_block_bytes;
     std::memcpy(dst + 2 * r, src + 208, 2);                           // d
     for (int j = 0; j < 16; ++j) dst[16 + 8 * j + r] = src[192 + j];  // int8 scales
-    for (int v = 0; v < 256; ++v) {
-      const int level = blocks::q6_k_level(src, v);
-      const int i = v % 32;  // in sub-block v / 32: run i / 16, vector (i % 16) / 4, lane 4 * r + i % 4
-      std::uint8_t* run = dst + 144 + 192 * (v / 32) + 96 * (i / 16);
-      const int vector = (i % 16) / 4;
-      const int lane = 4 * r + i % 4;
-      if (vector < 3) {
-        run[32 * vector + lane] |= static_cast<std::uint8_t>(level);
-      } else {
-        for (int part = 0; part < 3; ++part)
-          run[32 * part + lane] |= static_cast<std::uint8_t>(((level >> (2 * part)) & 0x03) << 6);
+    std::uint8_t levels[256];
+    blocks::q6_k_levels(src, levels);
+    // Sub-block s, run h, vector g: lane 4 * r + m holds level 16h + 4g + m of the sub-block in bits
+    // 0-5 and bits 2g, 2g + 1 of its level 16h + 12 + m in bits 6-7; 4 lanes at a time.
+    for (int s = 0; s < 8; ++s) {
+      for (int h = 0; h < 2; ++h) {
+        const std::uint8_t* run_levels = levels + 32 * s + 16 * h;
+        const std::uint32_t fourth = load_u32(run_levels + 12);
+        std::uint8_t* run = dst + 144 + 192 * s + 96 * h + 4 * r;
+        for (int vector = 0; vector < 3; ++vector) {
+          const std::uint32_t lanes =
+              load_u32(run_levels + 4 * vector) | (((fourth >> (2 * vector)) & 0x03030303U) << 6);
+          std::memcpy(run + 32 * vector, &lanes, 4);
+        }
       }
     }
   }
@@ -354,8 +370,7 @@ void pack_k_group_block(const WeightMatrix& w, std::int64_t g, std::int64_t b, s
   constexpr int block_bytes = Bits == 4 ? kernels::q4_k_block_bytes : kernels::q5_k_block_bytes;
   constexpr int low_bits_at = Bits == 4 ? 16 : 48;  // Q5_K: qh (32 bytes) at 16, then qs
   constexpr int sub_block_bytes = Bits == 4 ? 128 : 160;
-  if constexpr (Bits == 5) std::memset(dst, 0, kernels::q5_k_x8_group_bytes);  // the fifth bits are OR-ed in
-  std::uint8_t scales[64];                                                     // index 8 * j + r
+  std::uint8_t scales[64];  // index 8 * j + r
   std::uint8_t mins[64];
   for (int r = 0; r < 8; ++r) {
     const std::uint8_t* src = w.row(g * 8 + r) + b * block_bytes;
@@ -369,21 +384,19 @@ void pack_k_group_block(const WeightMatrix& w, std::int64_t g, std::int64_t b, s
       mins[8 * j + r] = row_mins[j];
     }
     // Sub-block j of the row: nibble j % 2 of bytes 32 * (j / 2) .. + 31; its 32 levels go to the
-    // sub-block's 128 bytes as a Q4_0_X8 block's. Q5_K: bit j of qh[i] is the fifth bit of level i.
+    // sub-block's 128 bytes as a Q4_0_X8 block's (x8_chunk). Q5_K: bit j of qh[i] is the fifth bit
+    // of level i; byte m of the 4 fifth-bit bytes holds in bit k that of level 4k + m.
     for (int j = 0; j < 8; ++j) {
       const std::uint8_t* q = src + low_bits_at + 32 * (j / 2);
-      const int shift = 4 * (j % 2);
       std::uint8_t* out = dst + 128 + sub_block_bytes * j + 4 * r;
       for (int c = 0; c < 4; ++c) {
-        for (int m = 0; m < 4; ++m) {
-          const int low = (q[8 * c + m] >> shift) & 0x0F;
-          const int high = (q[8 * c + 4 + m] >> shift) & 0x0F;
-          out[32 * c + m] = static_cast<std::uint8_t>(low | (high << 4));
-        }
+        const std::uint32_t chunk = x8_chunk(load_u32(q + 8 * c), load_u32(q + 8 * c + 4), j % 2 == 1);
+        std::memcpy(out + 32 * c, &chunk, 4);
       }
       if constexpr (Bits == 5) {
-        for (int i = 0; i < 32; ++i)
-          out[128 + i % 4] |= static_cast<std::uint8_t>(((src[16 + i] >> j) & 1) << (i / 4));
+        std::uint32_t fifth_bits = 0;
+        for (int k = 0; k < 8; ++k) fifth_bits |= ((load_u32(src + 16 + 4 * k) >> j) & 0x01010101U) << k;
+        std::memcpy(out + 128, &fifth_bits, 4);
       }
     }
   }

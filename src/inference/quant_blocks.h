@@ -43,6 +43,21 @@ inline int q6_k_level(const std::uint8_t* block, int v) {
   return nibble | (((block[128 + 32 * n + l] >> (2 * quarter)) & 0x03) << 4);
 }
 
+// All 256 levels of a Q6_K super-block, in value order (a loop the compiler vectorizes).
+inline void q6_k_levels(const std::uint8_t* block, std::uint8_t* levels) {
+  for (int n = 0; n < 2; ++n) {
+    const std::uint8_t* ql = block + 64 * n;
+    const std::uint8_t* qh = block + 128 + 32 * n;
+    std::uint8_t* out = levels + 128 * n;
+    for (int l = 0; l < 32; ++l) {
+      out[l] = static_cast<std::uint8_t>((ql[l] & 0x0F) | ((qh[l] & 0x03) << 4));
+      out[l + 32] = static_cast<std::uint8_t>((ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 0x03) << 4));
+      out[l + 64] = static_cast<std::uint8_t>((ql[l] >> 4) | (((qh[l] >> 4) & 0x03) << 4));
+      out[l + 96] = static_cast<std::uint8_t>((ql[l + 32] >> 4) | (((qh[l] >> 6) & 0x03) << 4));
+    }
+  }
+}
+
 inline void set_q6_k_level(std::uint8_t* block, int v, int level) {
   const int n = v / 128;
   const int quarter = (v % 128) / 32;
