@@ -18,6 +18,7 @@
 #include "cli/bench_tools.h"
 #include "cli/model_tools.h"
 #include "cli/resources_command.h"
+#include "inference/matmul.h"
 #include "node/model_catalog.h"
 #include "node/node.h"
 
@@ -294,6 +295,16 @@ int main(int argc, char** argv) {
   exo::cli::add_model_tool_commands(app, model_tools);
   exo::cli::BenchToolOptions bench_tools;
   exo::cli::add_bench_tool_commands(app, bench_tools);
+  // --kernels: the node's, and that of the tools that run a model.
+  std::string kernels;
+  for (CLI::App* where : {&app, app.get_subcommand("bench"), app.get_subcommand("eval")}) {
+    where
+        ->add_option(
+            "--kernels", kernels,
+            "Kernel variant instead of the fastest this CPU runs: portable, avx2, avx-vnni, avx512-vnni "
+            "or vnni-emulated (slow; for tests)")
+        ->check(CLI::IsMember({"portable", "avx2", "avx-vnni", "avx512-vnni", "vnni-emulated"}));
+  }
   // --api, --json and --admin-token may also follow the action ("exo resources list --json").
   for (auto* action : resources->get_subcommands({})) action->fallthrough();
 
@@ -308,6 +319,8 @@ int main(int argc, char** argv) {
     return exo::cli::run_resources_command(command, std::cout, std::cerr);
   }
   try {
+    if (!kernels.empty())
+      exo::inference::select_kernel_variant(*exo::inference::parse_kernel_variant(kernels));
     if (auto code = exo::cli::run_model_tool(model_tools)) return *code;
     if (auto code = exo::cli::run_bench_tool(bench_tools)) return *code;
     if (run->parsed() && !run_model.empty()) flags.model = run_model;

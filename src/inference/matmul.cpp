@@ -1,6 +1,7 @@
 #include "inference/matmul.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
@@ -251,9 +252,49 @@ bool uses_x8_layouts(KernelVariant variant) noexcept {
   return variant != KernelVariant::PORTABLE;
 }
 
+namespace {
+
+constexpr KernelVariant all_variants[] = {KernelVariant::PORTABLE, KernelVariant::AVX2,
+                                          KernelVariant::AVX_VNNI, KernelVariant::AVX512_VNNI,
+                                          KernelVariant::VNNI_EMULATED};
+
+// best_variant()'s answer once fixed; -1 before.
+std::atomic<int> chosen_variant{-1};
+
+}  // namespace
+
+std::optional<KernelVariant> parse_kernel_variant(std::string_view name) noexcept {
+  for (const KernelVariant v : all_variants)
+    if (kernel_variant_name(v) == name) return v;
+  return std::nullopt;
+}
+
 KernelVariant best_variant() {
-  static const KernelVariant best = supported_variants().back();
-  return best;
+  int chosen = chosen_variant.load(std::memory_order_acquire);
+  if (chosen < 0) {
+    // Several first callers may race: they all compute the same default, and the first store wins.
+    const int fastest = static_cast<int>(supported_variants().back());
+    if (chosen_variant.compare_exchange_strong(chosen, fastest, std::memory_order_acq_rel)) chosen = fastest;
+  }
+  return static_cast<KernelVariant>(chosen);
+}
+
+void select_kernel_variant(KernelVariant variant) {
+  if (!cpu_runs(variant)) {
+    std::string runs;
+    for (const KernelVariant v : supported_variants())
+      runs += (runs.empty() ? "" : ", ") + std::string(kernel_variant_name(v));
+    throw std::invalid_argument("this CPU cannot run the " + std::string(kernel_variant_name(variant)) +
+                                " kernels (it runs: " + runs + ")");
+  }
+  int expected = -1;
+  if (chosen_variant.compare_exchange_strong(expected, static_cast<int>(variant),
+                                             std::memory_order_acq_rel) ||
+      expected == static_cast<int>(variant))
+    return;
+  throw std::logic_error("the kernel variant is already " +
+                         std::string(kernel_variant_name(static_cast<KernelVariant>(expected))) +
+                         "; choose one before any kernel runs");
 }
 
 bool matmul_supported(TensorType type) noexcept {

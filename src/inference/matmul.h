@@ -24,6 +24,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string_view>
 #include <vector>
@@ -71,11 +72,20 @@ enum class KernelVariant : std::uint8_t {
                   // CPU; slower than AVX2, never chosen by best_variant()
 };
 
-// "portable", "avx2", "avx-vnni", "avx512-vnni", "vnni-emulated".
+// "portable", "avx2", "avx-vnni", "avx512-vnni", "vnni-emulated"; parse_kernel_variant is the inverse
+// (nullopt for any other name).
 std::string_view kernel_variant_name(KernelVariant variant) noexcept;
-// The variants this CPU (and operating system) can run, slowest first; best_variant() is the last.
+std::optional<KernelVariant> parse_kernel_variant(std::string_view name) noexcept;
+// The variants this CPU (and operating system) can run, slowest first.
 std::vector<KernelVariant> supported_variants();
+// The variant matmul and the other entry points without a variant use: the one chosen with
+// select_kernel_variant, else the last of supported_variants(). Fixed at its first call.
 KernelVariant best_variant();
+// Chooses the variant best_variant() returns for the rest of the process (the `--kernels` flag: a
+// way around a misbehaving variant, and to compare variants end to end). Call it before any kernel
+// runs. Throws std::invalid_argument when this CPU cannot run the variant, std::logic_error when
+// best_variant() is already fixed to another one; choosing the same one again is allowed.
+void select_kernel_variant(KernelVariant variant);
 // Whether the variant's kernels read the 8-row layouts (RepackedWeights packs for it).
 bool uses_x8_layouts(KernelVariant variant) noexcept;
 // Whether the fast kernels handle this weight type (the types of tensor_types.h that quants.h can

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # System test of `exo gguf-gen` and `exo bench` on a small generated model: the file is written and
 # loads; bench reports load time and memory, pp and tg rates and the bandwidth figure for the whole
-# model; --layers loads and measures one shard only; bad input exits 2 with a message.
+# model; --layers loads and measures one shard only; --kernels runs the chosen kernel variant or says
+# why not; bad input exits 2 with a message.
 # Usage: bench_tools_test.sh PATH_TO_EXO
 set -u
 EXO="$1"
@@ -38,6 +39,19 @@ for bad in "3-x" "2-1" "0-4" "-1-2" "5"; do
   check "--layers '$bad' exits 2" test "$rc" -eq 2
   check "--layers '$bad' is explained" contains "$work/bad.out" "expected START-END"
 done
+"$EXO" bench -m "$work/demo.gguf" -p 8 -n 0 -r 1 --kernels portable >"$work/portable.out" 2>&1
+check "bench --kernels portable exits 0" test $? -eq 0
+check "bench runs the chosen kernels" contains "$work/portable.out" "^threads: [0-9]+, kernels: portable, KV cache: f16$"
+"$EXO" bench -m "$work/demo.gguf" -p 8 -n 0 -r 1 --kernels avx512-vnni >"$work/avx512.out" 2>&1
+rc=$?
+if [ "$rc" -eq 0 ]; then
+  check "bench --kernels avx512-vnni runs them on this CPU" contains "$work/avx512.out" "kernels: avx512-vnni,"
+else
+  check "bench --kernels avx512-vnni on a CPU without it exits 2" test "$rc" -eq 2
+  check "bench says the CPU cannot run them, and what it runs" contains "$work/avx512.out" "this CPU cannot run the avx512-vnni kernels \(it runs: portable"
+fi
+"$EXO" bench -m "$work/demo.gguf" --kernels fastest >"$work/badkernels.out" 2>&1
+check "an unknown --kernels exits 2" test $? -eq 2
 "$EXO" bench -m "$work/missing.gguf" >"$work/missing.out" 2>&1
 check "a missing model file exits 2" test $? -eq 2
 

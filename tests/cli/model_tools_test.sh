@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # System test of `exo eval` and `exo tokenize` against the golden files of ../shared/models:
 # every model's prompt logits (written with --logits-out) within the README tolerance, its 32 greedy
-# ids (F32/F16 files: exactly; quantized: the first id), every tokenizer vector file, and the exit
+# ids (F32/F16 files: exactly; quantized: the first id, and the logits with every kernel variant the
+# CPU runs, `--kernels`), every tokenizer vector file, and the exit
 # codes of bad input. Skips (exit 77, message) when the shared directory is absent.
 # Usage: model_tools_test.sh PATH_TO_EXO [SHARED_MODELS_DIR]
 set -u
@@ -45,6 +46,20 @@ for golden in "$MODELS"/*.logits.bin; do
   tokens=$(golden_tokens "$golden")
   check "$name eval --logits-out" "$EXO" eval --model "$model.gguf" --tokens "$tokens" -t 2 --logits-out "$work/$name.bin"
   check "$name logits within $max" compare_logits "$golden" "$work/$name.bin" "$max" "$mean"
+  # Every kernel variant this CPU runs (--kernels) meets the same tolerance; the others are refused.
+  if [ "$quantized" = 1 ]; then
+    for variant in portable avx2 avx-vnni avx512-vnni vnni-emulated; do
+      "$EXO" eval --kernels "$variant" --model "$model.gguf" --tokens "$tokens" -t 2 \
+        --logits-out "$work/$name.$variant.bin" >"$work/variant.out" 2>&1
+      rc=$?
+      if [ "$rc" -eq 2 ] && grep -q "this CPU cannot run the $variant kernels" "$work/variant.out"; then
+        echo "  ($variant: not on this CPU)"
+        continue
+      fi
+      check "$name eval --kernels $variant exits 0" test "$rc" -eq 0
+      check "$name --kernels $variant logits within $max" compare_logits "$golden" "$work/$name.$variant.bin" "$max" "$mean"
+    done
+  fi
   greedy=$("$EXO" eval --model "$model.gguf" --tokens "$tokens" --greedy 32 -t 2)
   expected=$(cat "$model.greedy.txt")
   if [ "$quantized" = 1 ]; then

@@ -648,6 +648,28 @@ TEST(Matmul, DefaultPathIsTheBestSupportedVariant) {
   EXPECT_EQ(a, b);
 }
 
+TEST(Matmul, KernelVariantsAreNamedAndTheChoiceIsFixedOnce) {
+  const KernelVariant all[] = {KernelVariant::PORTABLE, KernelVariant::AVX2, KernelVariant::AVX_VNNI,
+                               KernelVariant::AVX512_VNNI, KernelVariant::VNNI_EMULATED};
+  for (const KernelVariant v : all) EXPECT_EQ(parse_kernel_variant(kernel_variant_name(v)), v);
+  EXPECT_FALSE(parse_kernel_variant("fastest"));
+  EXPECT_FALSE(parse_kernel_variant("AVX2"));
+  // This process runs the default; choosing it again is allowed, another one no longer.
+  const KernelVariant best = best_variant();
+  EXPECT_NO_THROW(select_kernel_variant(best));
+  EXPECT_EQ(best_variant(), best);
+  const auto supported = supported_variants();
+  for (const KernelVariant v : all) {
+    if (v == best) continue;
+    if (std::find(supported.begin(), supported.end(), v) == supported.end()) {
+      EXPECT_THROW(select_kernel_variant(v), std::invalid_argument) << kernel_variant_name(v);
+    } else {
+      EXPECT_THROW(select_kernel_variant(v), std::logic_error) << kernel_variant_name(v);
+    }
+  }
+  EXPECT_EQ(best_variant(), best);
+}
+
 TEST(Matmul, RejectsMismatchedShapesAndUnsupportedTypes) {
   ComputePool pool(1);
   std::vector<std::uint8_t> bytes(34 * 4);
