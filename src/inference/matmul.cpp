@@ -387,8 +387,8 @@ void pack_q6_k_group_block(const WeightMatrix& w, std::int64_t g, std::int64_t b
     for (int j = 0; j < 16; ++j) dst[16 + 8 * j + r] = src[192 + j];  // int8 scales
     std::uint8_t levels[256];
     blocks::q6_k_levels(src, levels);
-    // Sub-block s, run h, vector g: lane 4 * r + m holds level 16h + 4g + m of the sub-block in bits
-    // 0-5 and bits 2g, 2g + 1 of its level 16h + 12 + m in bits 6-7; 4 lanes at a time.
+    // Sub-block s, run h, vector k: lane 4 * r + m holds level 16h + 4k + m of the sub-block in bits
+    // 0-5 and bits 2k, 2k + 1 of its level 16h + 12 + m in bits 6-7; 4 lanes at a time.
     for (int s = 0; s < 8; ++s) {
       for (int h = 0; h < 2; ++h) {
         const std::uint8_t* run_levels = levels + 32 * s + 16 * h;

@@ -3,7 +3,7 @@
 // lanes of one vector, so there are no horizontal sums. The byte products come from a `Dot` policy:
 //
 //   Dot::Scale                       8 rows' sub-block scales in the form scaled_dots takes
-//   Dot::unsigned_scales(v)          from the 8 unsigned bytes in v's low half (Q4_K)
+//   Dot::unsigned_scales(v)          from the 8 unsigned bytes in v's low half (Q4_K, Q5_K)
 //   Dot::signed_scales(v)            from the 8 signed bytes in v's low half (Q6_K)
 //   Dot::dots<N>(levels, qs)         sum over k < N of the products of levels[k] (4 unsigned levels of
 //                                    each row per 32-bit lane) with the 4 activation levels at
