@@ -297,13 +297,14 @@ int main(int argc, char** argv) {
   exo::cli::add_bench_tool_commands(app, bench_tools);
   // --kernels: the node's, and that of the tools that run a model.
   std::string kernels;
+  std::vector<std::string> kernel_names;
+  for (const auto v : exo::inference::kernel_variants_slowest_first)
+    kernel_names.emplace_back(exo::inference::kernel_variant_name(v));
   for (CLI::App* where : {&app, app.get_subcommand("bench"), app.get_subcommand("eval")}) {
     where
-        ->add_option(
-            "--kernels", kernels,
-            "Kernel variant instead of the fastest this CPU runs: portable, avx2, avx-vnni, avx512-vnni "
-            "or vnni-emulated (slow; for tests)")
-        ->check(CLI::IsMember({"portable", "avx2", "avx-vnni", "avx512-vnni", "vnni-emulated"}));
+        ->add_option("--kernels", kernels,
+                     "Kernel variant instead of the fastest this CPU runs (vnni-emulated is slow; for tests)")
+        ->check(CLI::IsMember(kernel_names));
   }
   // --api, --json and --admin-token may also follow the action ("exo resources list --json").
   for (auto* action : resources->get_subcommands({})) action->fallthrough();

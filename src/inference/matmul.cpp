@@ -132,7 +132,7 @@ void reference_rows(const WeightMatrix& w, std::span<const float> x, std::int64_
 
 // Whether this CPU, and the operating system's saved register state, run the variant. libgcc's
 // __builtin_cpu_supports checks XCR0 (via xgetbv) for the AVX and AVX-512 features.
-bool cpu_runs(KernelVariant variant) noexcept {
+bool cpu_runs_uncached(KernelVariant variant) noexcept {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
   const bool avx2 =
@@ -153,6 +153,17 @@ bool cpu_runs(KernelVariant variant) noexcept {
 #else
   return variant == KernelVariant::PORTABLE;
 #endif
+}
+
+// The same, read once per process: every matmul call checks its variant.
+bool cpu_runs(KernelVariant variant) noexcept {
+  static const unsigned runnable = [] {
+    unsigned bits = 0;
+    for (const KernelVariant v : kernel_variants_slowest_first)
+      if (cpu_runs_uncached(v)) bits |= 1U << static_cast<unsigned>(v);
+    return bits;
+  }();
+  return (runnable >> static_cast<unsigned>(variant) & 1U) != 0;
 }
 
 kernels::RowKernel x8_kernel_for(KernelVariant variant, WeightLayout layout) noexcept {
@@ -241,10 +252,8 @@ std::string_view kernel_variant_name(KernelVariant variant) noexcept {
 
 std::vector<KernelVariant> supported_variants() {
   std::vector<KernelVariant> variants;
-  for (const KernelVariant v : {KernelVariant::PORTABLE, KernelVariant::VNNI_EMULATED, KernelVariant::AVX2,
-                                KernelVariant::AVX_VNNI, KernelVariant::AVX512_VNNI}) {
+  for (const KernelVariant v : kernel_variants_slowest_first)
     if (cpu_runs(v)) variants.push_back(v);
-  }
   return variants;
 }
 
@@ -254,17 +263,13 @@ bool uses_x8_layouts(KernelVariant variant) noexcept {
 
 namespace {
 
-constexpr KernelVariant all_variants[] = {KernelVariant::PORTABLE, KernelVariant::AVX2,
-                                          KernelVariant::AVX_VNNI, KernelVariant::AVX512_VNNI,
-                                          KernelVariant::VNNI_EMULATED};
-
 // best_variant()'s answer once fixed; -1 before.
 std::atomic<int> chosen_variant{-1};
 
 }  // namespace
 
 std::optional<KernelVariant> parse_kernel_variant(std::string_view name) noexcept {
-  for (const KernelVariant v : all_variants)
+  for (const KernelVariant v : kernel_variants_slowest_first)
     if (kernel_variant_name(v) == name) return v;
   return std::nullopt;
 }

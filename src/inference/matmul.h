@@ -72,6 +72,11 @@ enum class KernelVariant : std::uint8_t {
                   // CPU; slower than AVX2, never chosen by best_variant()
 };
 
+// Every variant, slowest first (supported_variants() keeps this order).
+inline constexpr KernelVariant kernel_variants_slowest_first[] = {
+    KernelVariant::PORTABLE, KernelVariant::VNNI_EMULATED, KernelVariant::AVX2, KernelVariant::AVX_VNNI,
+    KernelVariant::AVX512_VNNI};
+
 // "portable", "avx2", "avx-vnni", "avx512-vnni", "vnni-emulated"; parse_kernel_variant is the inverse
 // (nullopt for any other name).
 std::string_view kernel_variant_name(KernelVariant variant) noexcept;

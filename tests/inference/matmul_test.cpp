@@ -457,24 +457,16 @@ void expect_exact_extremes(KernelVariant variant, TensorType type, Prepare prepa
 }
 
 TEST_P(MatmulVariantTest, KQuantExtremesDoNotOverflowThePackedSums) {
+  const auto unit_d_and_dmin = [](std::uint8_t* block) {
+    put_f16(block, 1.0f);
+    put_f16(block + 2, 1.0f);
+  };
   // Q4_K with every level 15, every scale and min 63 (all bits set), d = dmin = 1: the packed
   // kernel's 16-bit sums are at their most negative (8 steps of 2 * 15 * -128).
-  expect_exact_extremes(
-      GetParam(), TensorType::Q4_K,
-      [](std::uint8_t* block) {
-        put_f16(block, 1.0f);
-        put_f16(block + 2, 1.0f);
-      },
-      (63.0 * 15.0 - 63.0) * 512);
+  expect_exact_extremes(GetParam(), TensorType::Q4_K, unit_d_and_dmin, (63.0 * 15.0 - 63.0) * 512);
   // Q5_K likewise with every level 31: each half's 16-bit sums of 4 products (4 * 2 * 31 * -128) are
   // at their extreme; sums of all 8 would overflow.
-  expect_exact_extremes(
-      GetParam(), TensorType::Q5_K,
-      [](std::uint8_t* block) {
-        put_f16(block, 1.0f);
-        put_f16(block + 2, 1.0f);
-      },
-      (63.0 * 31.0 - 63.0) * 512);
+  expect_exact_extremes(GetParam(), TensorType::Q5_K, unit_d_and_dmin, (63.0 * 31.0 - 63.0) * 512);
   // Q6_K with every level 63 and every scale -128, d = 1: the 16-bit sums of two products
   // (2 * 2 * 63 * -128) and the 32-bit sums with the zero point are at their extremes.
   expect_exact_extremes(
@@ -649,8 +641,7 @@ TEST(Matmul, DefaultPathIsTheBestSupportedVariant) {
 }
 
 TEST(Matmul, KernelVariantsAreNamedAndTheChoiceIsFixedOnce) {
-  const KernelVariant all[] = {KernelVariant::PORTABLE, KernelVariant::AVX2, KernelVariant::AVX_VNNI,
-                               KernelVariant::AVX512_VNNI, KernelVariant::VNNI_EMULATED};
+  const auto& all = kernel_variants_slowest_first;
   for (const KernelVariant v : all) EXPECT_EQ(parse_kernel_variant(kernel_variant_name(v)), v);
   EXPECT_FALSE(parse_kernel_variant("fastest"));
   EXPECT_FALSE(parse_kernel_variant("AVX2"));
