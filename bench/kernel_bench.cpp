@@ -11,8 +11,8 @@
 // - BM_Reference*: the scalar oracle on the same shapes, for the speedup of the fast path.
 // - BM_PackX8/<type>: repacking one 5632x2048 matrix into its 8-row layout (model load), source GB/s.
 // - BM_X8Variant/<variant>/<type>/<tokens>: the 8-row layouts at 2048x2048 with every SIMD variant
-//   this CPU runs, side by side (e.g. avx512-vnni against avx2; vnni-emulated shows the emulation's
-//   cost). Counter: tokens/s.
+//   this CPU runs, side by side (e.g. amx or avx512-vnni against avx2; the -emulated variants show the
+//   emulations' cost). Counter: tokens/s.
 // - Type indices are those of `types` below, then Q4_0, Q4_K, Q8_0, Q6_K and Q5_K in their 8-row
 //   layouts.
 // Threads: EXO_BENCH_THREADS (default 2).

@@ -302,8 +302,9 @@ int main(int argc, char** argv) {
     kernel_names.emplace_back(exo::inference::kernel_variant_name(v));
   for (CLI::App* where : {&app, app.get_subcommand("bench"), app.get_subcommand("eval")}) {
     where
-        ->add_option("--kernels", kernels,
-                     "Kernel variant instead of the fastest this CPU runs (vnni-emulated is slow; for tests)")
+        ->add_option(
+            "--kernels", kernels,
+            "Kernel variant instead of the fastest this CPU runs (the -emulated ones are slow; for tests)")
         ->check(CLI::IsMember(kernel_names));
   }
   // --api, --json and --admin-token may also follow the action ("exo resources list --json").

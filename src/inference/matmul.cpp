@@ -8,6 +8,11 @@
 #include <string>
 #include <vector>
 
+#if defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 #include "inference/half_float.h"
 #include "inference/matmul_kernels.h"
 #include "inference/quant_blocks.h"
@@ -130,6 +135,21 @@ void reference_rows(const WeightMatrix& w, std::span<const float> x, std::int64_
   }
 }
 
+// Linux enables the AMX tile data state (XCR0 bits 17-18) but faults a process's first use of it
+// unless the process asked for it (arch_prctl ARCH_REQ_XCOMP_PERM, Linux 5.16 and later); the
+// permission then holds for all its threads. Asked at most once, by cpu_runs's cached check.
+#if defined(__x86_64__) || defined(__i386__)
+bool process_may_use_amx_tiles() noexcept {
+#if defined(__linux__) && defined(__x86_64__)
+  constexpr int arch_req_xcomp_perm = 0x1023;
+  constexpr int xfeature_xtiledata = 18;
+  return syscall(SYS_arch_prctl, arch_req_xcomp_perm, xfeature_xtiledata) == 0;
+#else
+  return false;
+#endif
+}
+#endif
+
 // Whether this CPU, and the operating system's saved register state, run the variant. libgcc's
 // __builtin_cpu_supports checks XCR0 (via xgetbv) for the AVX and AVX-512 features.
 bool cpu_runs_uncached(KernelVariant variant) noexcept {
@@ -148,6 +168,11 @@ bool cpu_runs_uncached(KernelVariant variant) noexcept {
     case KernelVariant::AVX512_VNNI:
       return avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
              __builtin_cpu_supports("avx512vnni");
+    case KernelVariant::AMX_EMULATED:
+      return avx2;
+    case KernelVariant::AMX:
+      return cpu_runs_uncached(KernelVariant::AVX512_VNNI) && __builtin_cpu_supports("amx-tile") &&
+             __builtin_cpu_supports("amx-int8") && process_may_use_amx_tiles();
   }
   return false;
 #else
@@ -178,6 +203,10 @@ kernels::RowKernel x8_kernel_for(KernelVariant variant, WeightLayout layout) noe
       return kernels::avx512_vnni_x8_kernel(layout);
     case KernelVariant::VNNI_EMULATED:
       return kernels::vnni_emulated_x8_kernel(layout);
+    case KernelVariant::AMX:
+      return kernels::amx_x8_kernel(layout);
+    case KernelVariant::AMX_EMULATED:
+      return kernels::amx_emulated_x8_kernel(layout);
   }
   return nullptr;
 }
@@ -246,6 +275,10 @@ std::string_view kernel_variant_name(KernelVariant variant) noexcept {
       return "avx512-vnni";
     case KernelVariant::VNNI_EMULATED:
       return "vnni-emulated";
+    case KernelVariant::AMX:
+      return "amx";
+    case KernelVariant::AMX_EMULATED:
+      return "amx-emulated";
   }
   return "unknown";
 }

@@ -70,15 +70,20 @@ enum class KernelVariant : std::uint8_t {
   AVX512_VNNI,    // the same with the EVEX vpdpbusd (AVX512F + AVX512VL + AVX512-VNNI)
   VNNI_EMULATED,  // the VNNI kernels with vpdpbusd emulated on AVX2: for testing them on any AVX2
                   // CPU; slower than AVX2, never chosen by best_variant()
+  AMX,            // AVX512_VNNI, with Q8_0 and Q4_0 prompt batches on AMX tiles (AMX-TILE + AMX-INT8,
+                  // granted by Linux to the process)
+  AMX_EMULATED,   // the AMX kernels with the tile instructions (and vpdpbusd) emulated: for testing
+                  // them on any AVX2 CPU; much slower, never chosen by best_variant()
 };
 
 // Every variant, slowest first (supported_variants() keeps this order).
 inline constexpr KernelVariant kernel_variants_slowest_first[] = {
-    KernelVariant::PORTABLE, KernelVariant::VNNI_EMULATED, KernelVariant::AVX2, KernelVariant::AVX_VNNI,
-    KernelVariant::AVX512_VNNI};
+    KernelVariant::PORTABLE, KernelVariant::AMX_EMULATED, KernelVariant::VNNI_EMULATED,
+    KernelVariant::AVX2,     KernelVariant::AVX_VNNI,     KernelVariant::AVX512_VNNI,
+    KernelVariant::AMX};
 
-// "portable", "avx2", "avx-vnni", "avx512-vnni", "vnni-emulated"; parse_kernel_variant is the inverse
-// (nullopt for any other name).
+// "portable", "avx2", "avx-vnni", "avx512-vnni", "vnni-emulated", "amx", "amx-emulated";
+// parse_kernel_variant is the inverse (nullopt for any other name).
 std::string_view kernel_variant_name(KernelVariant variant) noexcept;
 std::optional<KernelVariant> parse_kernel_variant(std::string_view name) noexcept;
 // The variants this CPU (and operating system) can run, slowest first.

@@ -1,6 +1,6 @@
 // Internal interface between matmul.cpp (dispatch, activation quantization, threading) and the
 // per-variant kernel files (matmul_portable.cpp, matmul_avx2.cpp, and the 8-row kernels of
-// matmul_x8_kernels.h built per instruction set). Not part of the public API.
+// matmul_x8_kernels.h and matmul_amx_kernels.h built per instruction set). Not part of the public API.
 //
 // Contract
 // - Activations arrive in the format the weight type needs (activation_format()):
@@ -116,6 +116,10 @@ RowKernel avx2_x8_kernel(WeightLayout layout) noexcept;
 RowKernel avx_vnni_x8_kernel(WeightLayout layout) noexcept;
 RowKernel avx512_vnni_x8_kernel(WeightLayout layout) noexcept;
 RowKernel vnni_emulated_x8_kernel(WeightLayout layout) noexcept;
+// The AMX variants' (matmul_amx_kernels.h): tiles for Q8_0_X8 and Q4_0_X8 batches, the AVX512-VNNI
+// (native) or emulated VNNI (emulated) 8-row kernels for the rest.
+RowKernel amx_x8_kernel(WeightLayout layout) noexcept;
+RowKernel amx_emulated_x8_kernel(WeightLayout layout) noexcept;
 
 // Float vector helpers of each variant: the SwiGLU product and attention (matmul.h).
 struct VectorOps {

@@ -2,7 +2,7 @@
 # System test of `exo eval` and `exo tokenize` against the golden files of ../shared/models:
 # every model's prompt logits (written with --logits-out) within the README tolerance, its 32 greedy
 # ids (F32/F16 files: exactly; quantized: the first id, and the logits with every kernel variant the
-# CPU runs, `--kernels`), every tokenizer vector file, and the exit
+# CPU runs, `--kernels`, the x86 SIMD variants' identical to AVX2's), every tokenizer vector file, and the exit
 # codes of bad input. Skips (exit 77, message) when the shared directory is absent.
 # Usage: model_tools_test.sh PATH_TO_EXO [SHARED_MODELS_DIR]
 set -u
@@ -48,7 +48,7 @@ for golden in "$MODELS"/*.logits.bin; do
   check "$name logits within $max" compare_logits "$golden" "$work/$name.bin" "$max" "$mean"
   # Every kernel variant this CPU runs (--kernels) meets the same tolerance; the others are refused.
   if [ "$quantized" = 1 ]; then
-    for variant in portable avx2 avx-vnni avx512-vnni vnni-emulated; do
+    for variant in portable avx2 avx-vnni avx512-vnni vnni-emulated amx amx-emulated; do
       "$EXO" eval --kernels "$variant" --model "$model.gguf" --tokens "$tokens" -t 2 \
         --logits-out "$work/$name.$variant.bin" >"$work/variant.out" 2>&1
       rc=$?
@@ -59,6 +59,22 @@ for golden in "$MODELS"/*.logits.bin; do
       check "$name eval --kernels $variant exits 0" test "$rc" -eq 0
       check "$name --kernels $variant logits within $max" compare_logits "$golden" "$work/$name.$variant.bin" "$max" "$mean"
     done
+    # The x86 SIMD variants compute bit-identical logits; a 48-token prompt (the golden one 4 times)
+    # also takes the AMX kernels' tiles of 16 tokens.
+    long_tokens="$tokens $tokens $tokens $tokens"
+    if "$EXO" eval --kernels avx2 --model "$model.gguf" --tokens "$long_tokens" -t 2 \
+      --logits-out "$work/$name.long.avx2.bin" >/dev/null 2>&1; then
+      for variant in avx-vnni avx512-vnni vnni-emulated amx amx-emulated; do
+        "$EXO" eval --kernels "$variant" --model "$model.gguf" --tokens "$long_tokens" -t 2 \
+          --logits-out "$work/$name.long.$variant.bin" >"$work/variant.out" 2>&1
+        rc=$?
+        if [ "$rc" -eq 2 ] && grep -q "this CPU cannot run the $variant kernels" "$work/variant.out"; then continue; fi
+        check "$name 48 tokens: --kernels $variant logits identical to avx2's" \
+          cmp "$work/$name.long.avx2.bin" "$work/$name.long.$variant.bin"
+      done
+    else
+      echo "  (48 tokens: this CPU cannot run avx2)"
+    fi
   fi
   greedy=$("$EXO" eval --model "$model.gguf" --tokens "$tokens" --greedy 32 -t 2)
   expected=$(cat "$model.greedy.txt")

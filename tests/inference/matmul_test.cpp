@@ -527,15 +527,18 @@ TEST_P(MatmulVariantTest, PackedMatricesReadBackExactlyAndMultiplyLikeTheRowLayo
 }
 
 // The x86 SIMD variants share the 8-row kernels' float arithmetic and differ only in how they multiply
-// bytes (vpmaddubsw or vpdpbusd), so on packed matrices they agree with AVX2 bit for bit: any slip
-// in a VNNI policy's integers (a wrong bias, scale form or saturation) shows here, not only in a
-// tolerance. On CPUs without VNNI the emulated variant runs the VNNI kernels.
-TEST(Matmul, VnniKernelsAgreeWithAvx2BitForBit) {
+// bytes (vpmaddubsw, vpdpbusd or AMX tiles), so on packed matrices they agree with AVX2 bit for bit:
+// any slip in a VNNI policy's integers (a wrong bias, scale form or saturation) or in the AMX tiles
+// (a wrong operand layout, stride or edge tile) shows here, not only in a tolerance. On CPUs without
+// VNNI or AMX the emulated variants run those kernels. 24 rows are a pair of 8-row groups and a
+// single one; from 16 tokens on, the AMX kernels take whole tiles of 16 (35: a pair and 3 left over;
+// 48: a pair and a single tile).
+TEST(Matmul, VnniAndAmxKernelsAgreeWithAvx2BitForBit) {
   std::vector<KernelVariant> vnni;
   for (const KernelVariant v : supported_variants())
     if (v != KernelVariant::PORTABLE && v != KernelVariant::AVX2) vnni.push_back(v);
   if (vnni.empty())
-    GTEST_SKIP() << "this CPU has no AVX2, so it runs no VNNI variant, not even the emulated one";
+    GTEST_SKIP() << "this CPU has no AVX2, so it runs no VNNI or AMX variant, not even the emulated ones";
   ComputePool pool(2);
   std::mt19937 rng(37);
   for (TensorType type :
@@ -556,7 +559,7 @@ TEST(Matmul, VnniKernelsAgreeWithAvx2BitForBit) {
         }
         std::vector<std::uint8_t> packed_bytes(m.bytes.size());
         const WeightMatrix packed = pack_x8(m.view(), packed_bytes);
-        for (std::int64_t n_tokens : {1, 3, 4, 9}) {
+        for (std::int64_t n_tokens : {1, 3, 4, 9, 16, 35, 48}) {
           const auto x = random_activations(n_tokens * cols, rng);
           std::vector<float> expected(static_cast<std::size_t>(n_tokens * 24));
           matmul_with(KernelVariant::AVX2, packed, x, n_tokens, expected, pool);
@@ -629,6 +632,7 @@ TEST(Matmul, DefaultPathIsTheBestSupportedVariant) {
   EXPECT_EQ(variants.front(), KernelVariant::PORTABLE);
   EXPECT_EQ(best_variant(), variants.back());
   EXPECT_NE(best_variant(), KernelVariant::VNNI_EMULATED) << "the emulation is for tests only";
+  EXPECT_NE(best_variant(), KernelVariant::AMX_EMULATED) << "the emulation is for tests only";
   ComputePool pool(2);
   std::mt19937 rng(11);
   const RandomMatrix m = quantized_normal(TensorType::Q4_0, 33, 128, rng);
