@@ -42,19 +42,25 @@ TileState& tile_state() {
 
 // Messages are formatted without std::string, whose inline members this file would otherwise emit
 // as weak symbols compiled for AVX2 (the linker may keep any one copy of a weak symbol).
-[[noreturn]] void fault(const char* what, int tile = -1) {
+[[noreturn]] void fault(const char* what) {
   char message[160];
-  if (tile < 0) {
-    std::snprintf(message, sizeof message, "AMX emulation: %s", what);
-  } else {
-    std::snprintf(message, sizeof message, "AMX emulation: tile %d: %s", tile, what);
-  }
+  std::snprintf(message, sizeof message, "AMX emulation: %s", what);
   throw std::logic_error(message);
+}
+
+[[noreturn]] void tile_fault(int tile, const char* what) {
+  char message[160];
+  std::snprintf(message, sizeof message, "tile %d %s", tile, what);
+  fault(message);
 }
 
 // A tile an instruction uses must be configured (#UD otherwise).
 void require_configured(const TileState& s, int t, const char* instruction) {
-  if (!s.configured || s.rows[t] == 0 || s.colsb[t] == 0) fault(instruction, t);
+  if (!s.configured || s.rows[t] == 0 || s.colsb[t] == 0) {
+    char what[96];
+    std::snprintf(what, sizeof what, "is not configured for %s", instruction);
+    tile_fault(t, what);
+  }
 }
 
 struct EmulatedTiles {
@@ -77,11 +83,11 @@ struct EmulatedTiles {
       const int rows = config.rows[t];
       const int colsb = config.colsb[t];
       if (t >= tile_registers) {
-        if (rows != 0 || colsb != 0) fault("configured, but there is no such tile", t);
+        if (rows != 0 || colsb != 0) tile_fault(t, "is configured, but there is no such tile");
         continue;
       }
       if (rows > max_rows || colsb > max_colsb || colsb % 4 != 0 || (rows == 0) != (colsb == 0))
-        fault("configured with an invalid shape", t);
+        tile_fault(t, "is configured with an invalid shape");
       s.rows[t] = rows;
       s.colsb[t] = colsb;
     }
@@ -94,7 +100,7 @@ struct EmulatedTiles {
   template <int T>
   static void zero() {
     TileState& s = tile_state();
-    require_configured(s, T, "TILEZERO on a tile that is not configured");
+    require_configured(s, T, "TILEZERO");
     std::memset(s.data[T], 0, sizeof s.data[T]);
   }
 
@@ -102,7 +108,7 @@ struct EmulatedTiles {
   template <int T>
   static void load(const void* base, std::size_t stride) {
     TileState& s = tile_state();
-    require_configured(s, T, "TILELOADD to a tile that is not configured");
+    require_configured(s, T, "TILELOADD");
     std::memset(s.data[T], 0, sizeof s.data[T]);
     const auto* bytes = static_cast<const std::uint8_t*>(base);
     for (int r = 0; r < s.rows[T]; ++r)
@@ -113,7 +119,7 @@ struct EmulatedTiles {
   template <int T>
   static void store(void* base, std::size_t stride) {
     TileState& s = tile_state();
-    require_configured(s, T, "TILESTORED of a tile that is not configured");
+    require_configured(s, T, "TILESTORED");
     auto* bytes = static_cast<std::uint8_t*>(base);
     for (int r = 0; r < s.rows[T]; ++r)
       std::memcpy(bytes + static_cast<std::size_t>(r) * stride, s.data[T][r],
@@ -124,21 +130,35 @@ struct EmulatedTiles {
   // B.colsb == C.colsb (#UD otherwise); 32-bit sums wrap.
   template <int C, int A, int B>
   static void dpbssd() {
-    static_assert(C != A && C != B && A != B, "TDPBSSD's tiles must be distinct");
+    dot_products<C, A, B, true>("TDPBSSD");
+  }
+  // TDPBSUD: the same with B's bytes unsigned.
+  template <int C, int A, int B>
+  static void dpbsud() {
+    dot_products<C, A, B, false>("TDPBSUD");
+  }
+
+ private:
+  template <int C, int A, int B, bool SignedB>
+  static void dot_products(const char* instruction) {
+    static_assert(C != A && C != B && A != B, "a tile product's tiles must be distinct");
     TileState& s = tile_state();
-    require_configured(s, C, "TDPBSSD on a tile that is not configured");
-    require_configured(s, A, "TDPBSSD on a tile that is not configured");
-    require_configured(s, B, "TDPBSSD on a tile that is not configured");
+    require_configured(s, C, instruction);
+    require_configured(s, A, instruction);
+    require_configured(s, B, instruction);
     if (s.rows[A] != s.rows[C] || s.rows[B] != s.colsb[A] / 4 || s.colsb[B] != s.colsb[C])
-      fault("TDPBSSD on tiles whose shapes do not fit together");
+      fault("a tile product on tiles whose shapes do not fit together");
     for (int m = 0; m < s.rows[C]; ++m) {
       for (int n = 0; n < s.colsb[C] / 4; ++n) {
         std::uint32_t sum = 0;
         std::memcpy(&sum, s.data[C][m] + 4 * n, 4);
-        for (int k = 0; k < s.colsb[A] / 4; ++k)
-          for (int i = 0; i < 4; ++i)
-            sum += static_cast<std::uint32_t>(static_cast<std::int8_t>(s.data[A][m][4 * k + i]) *
-                                              static_cast<std::int8_t>(s.data[B][k][4 * n + i]));
+        for (int k = 0; k < s.colsb[A] / 4; ++k) {
+          for (int i = 0; i < 4; ++i) {
+            const std::uint8_t weight = s.data[B][k][4 * n + i];
+            const int b = SignedB ? static_cast<std::int8_t>(weight) : weight;
+            sum += static_cast<std::uint32_t>(static_cast<std::int8_t>(s.data[A][m][4 * k + i]) * b);
+          }
+        }
         std::memcpy(s.data[C][m] + 4 * n, &sum, 4);
       }
     }

@@ -1,20 +1,22 @@
-// The kernels of the 32-value 8-row layouts (Q8_0_X8, Q4_0_X8) on AMX tiles, for batches of tokens
-// (prompts), written once for the native instructions (matmul_amx_x8.cpp) and for an emulation of
-// them (matmul_amx_emulated_x8.cpp, which the tests run on any AVX2 CPU).
+// The kernels of the 8-row layouts on AMX tiles, for batches of tokens (prompts), written once for
+// the native instructions (matmul_amx_x8.cpp) and for an emulation of them
+// (matmul_amx_emulated_x8.cpp, which the tests run on any AVX2 CPU).
 //
 // Why the layouts fit: an X8 group block's 8 chunks of 32 bytes (Q8_0_X8), byte 4r + m of chunk k
-// holding row r's level 4k + m, are exactly the "VNNI-packed" B operand of TDPBSSD for 8 rows
-// (8 tile rows of 32 bytes, row k holding each weight row's levels 4k .. 4k + 3); Q4_0_X8's chunks
-// unpack into that form with a mask, a shift and a subtraction of the zero point 8. The A operand is
-// 16 tokens' activation levels of the same block, read straight from the ActQ8 blocks with a stride.
-// One TDPBSSD gives the 16 x 8 integer dot products of a block; they are stored and scaled into
-// float accumulators exactly as Block32X8Kernel scales its dot products (same integers, same float
-// operations in the same order), so the AMX variants agree with AVX2 bit for bit.
+// holding row r's level 4k + m, are exactly the "VNNI-packed" B operand of TDPBSSD for 8 rows and 32
+// values (8 tile rows of 32 bytes, row k holding each weight row's levels 4k .. 4k + 3). Q4_0_X8's
+// chunks, and each 32-value sub-block of Q4_K_X8 and Q5_K_X8, unpack into that form with the 8-row
+// kernels' own masks and shifts (once per pair of row groups, then reused by every token tile). The A
+// operand is 16 tokens' 32 activation levels, read straight from the activation blocks with a stride.
+// One tile product gives the 16 x 8 integer dot products of a block (TDPBSSD: signed weights) or
+// sub-block (TDPBSUD: unsigned k-quant levels); they are stored and then scaled exactly as the 8-row
+// kernels scale theirs (same integers, same float operations in the same order), so the AMX variants
+// agree with AVX2 bit for bit. Q6_K_X8 (16-value scales) stays on the 8-row kernels.
 //
 // A kernel call works in tiles of 32 tokens x 16 rows (4 accumulator tiles), smaller at the edges;
-// the tokens after the last whole 16 run through the 8-row kernels of `FallbackDot`. Each call loads
-// its tile configuration and releases the tiles at the end, so a compute thread holds no AMX state
-// between calls.
+// the tokens after the last whole 16 run through the 8-row kernels of the fallback Dot policy. Each
+// call loads its tile configuration and releases the tiles at the end, so a compute thread holds no
+// AMX state between calls.
 //
 // The `Tiles` policy names the tile instructions (tile numbers are template arguments):
 //   Tiles::configure(config)            LDTILECFG
@@ -24,12 +26,14 @@
 //   Tiles::store<T>(base, stride)       TILESTORED
 //   Tiles::dpbssd<C, A, B>()            TDPBSSD: C[m][n] += sum over k, i < 4 of A[m][4k + i] * B[k][4n + i]
 //                                       (signed bytes, 32-bit wrapping sums)
+//   Tiles::dpbsud<C, A, B>()            TDPBSUD: the same with B's bytes unsigned
 // Include only from kernel files compiled with at least -mavx2 -mfma -mf16c; internal linkage, as
 // matmul_x8_kernels.h.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "inference/matmul_x8_kernels.h"
@@ -63,29 +67,6 @@ constexpr TileConfig amx_kernel_tile_config() {
 // In static storage, so the whole configuration is in memory when LDTILECFG reads it.
 alignas(64) constexpr TileConfig amx_tile_config = amx_kernel_tile_config();
 
-// Q8_0_X8: the chunks are the B tile as they are.
-struct AmxQ8_0 {
-  using X8Levels = Q8_0X8Levels;
-  static constexpr int group_bytes = q8_0_x8_group_bytes;
-  static constexpr bool unpacks = false;
-};
-
-// Q4_0_X8: each chunk's low and high nibbles are two B tile rows; the zero point 8 comes off here,
-// so TDPBSSD gives Block32X8Kernel's dot - 8 * sum directly.
-struct AmxQ4_0 {
-  using X8Levels = Q4_0X8Levels;
-  static constexpr int group_bytes = q4_0_x8_group_bytes;
-  static constexpr bool unpacks = true;
-  static void unpack(const std::uint8_t* chunks, std::uint8_t* tile) {
-    __m256i levels[8];
-    unpack_levels(chunks, levels);
-    const __m256i zero_point = _mm256_set1_epi8(8);
-#pragma GCC unroll 8
-    for (int k = 0; k < 8; ++k)
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(tile + 32 * k), _mm256_sub_epi8(levels[k], zero_point));
-  }
-};
-
 constexpr int amx_tile_tokens = 16;
 constexpr int amx_b_tile_bytes = 256;
 
@@ -95,130 +76,263 @@ struct alignas(32) BTile {
   std::uint8_t bytes[amx_b_tile_bytes];
 };
 
-template <class Tiles, class Levels>
-struct AmxBlock32Kernel {
-  // Rows [r0, r0 + 8 GG) x tokens [t0, t0 + 16 TT). `b_tiles` holds the unpacked B tiles (block b,
-  // group j at b * GG + j) when Levels unpacks.
+inline void store_b_tile(const __m256i (&levels)[8], BTile& tile) {
+#pragma GCC unroll 8
+  for (int k = 0; k < 8; ++k) _mm256_storeu_si256(reinterpret_cast<__m256i*>(tile.bytes + 32 * k), levels[k]);
+}
+
+// The tile products of one block step: dots[i][j] = A(i) . B(j) for token tiles i < TT (16 tokens'
+// 32 activation levels from `a`, rows `a_stride` bytes apart) and row groups j < GG (B tiles at
+// b[j]); signed weights (TDPBSSD) or, with UnsignedB, unsigned ones (TDPBSUD).
+template <class Tiles, bool UnsignedB, int TT, int GG>
+void tile_products(const std::int8_t* a, std::size_t a_stride, const std::uint8_t* const (&b)[GG],
+                   std::int32_t (&dots)[TT][GG][amx_tile_tokens][8]) {
+  const auto multiply = [](auto c, auto a_tile, auto b_tile) {
+    if constexpr (UnsignedB) {
+      Tiles::template dpbsud<decltype(c)::value, decltype(a_tile)::value, decltype(b_tile)::value>();
+    } else {
+      Tiles::template dpbssd<decltype(c)::value, decltype(a_tile)::value, decltype(b_tile)::value>();
+    }
+  };
+  using C0 = std::integral_constant<int, 0>;
+  using C1 = std::integral_constant<int, 1>;
+  using C2 = std::integral_constant<int, 2>;
+  using C3 = std::integral_constant<int, 3>;
+  using A0 = std::integral_constant<int, 4>;
+  using A1 = std::integral_constant<int, 5>;
+  using B0 = std::integral_constant<int, 6>;
+  using B1 = std::integral_constant<int, 7>;
+  Tiles::template zero<0>();
+  Tiles::template load<4>(a, a_stride);
+  Tiles::template load<6>(b[0], 32);
+  multiply(C0{}, A0{}, B0{});
+  if constexpr (GG == 2) {
+    Tiles::template zero<1>();
+    Tiles::template load<7>(b[GG - 1], 32);
+    multiply(C1{}, A0{}, B1{});
+  }
+  if constexpr (TT == 2) {
+    Tiles::template zero<2>();
+    Tiles::template load<5>(a + amx_tile_tokens * a_stride, a_stride);
+    multiply(C2{}, A1{}, B0{});
+    if constexpr (GG == 2) {
+      Tiles::template zero<3>();
+      multiply(C3{}, A1{}, B1{});
+    }
+  }
+  Tiles::template store<0>(dots[0][0], 32);
+  if constexpr (GG == 2) Tiles::template store<1>(dots[0][GG - 1], 32);
+  if constexpr (TT == 2) {
+    Tiles::template store<2>(dots[TT - 1][0], 32);
+    if constexpr (GG == 2) Tiles::template store<3>(dots[TT - 1][GG - 1], 32);
+  }
+}
+
+// The float results of a tile: TT * 16 tokens x GG groups of 8 rows, accumulated over the blocks.
+template <int TT, int GG>
+struct FloatTile {
+  __m256 acc[TT * amx_tile_tokens][GG];
+
+  FloatTile() {
+    for (auto& token : acc)
+      for (__m256& lanes : token) lanes = _mm256_setzero_ps();
+  }
+  void store(const WeightMatrix& w, float* y, I64 r0, I64 t0) const {
+    for (int t = 0; t < TT * amx_tile_tokens; ++t)
+      for (int j = 0; j < GG; ++j) _mm256_storeu_ps(y + (t0 + t) * w.rows + r0 + 8 * j, acc[t][j]);
+  }
+};
+
+// Q8_0_X8 (Q4_0 = false: the chunks are the B tiles as they are) and Q4_0_X8 (Q4_0 = true: each
+// chunk's low and high nibbles are two B tile rows, unpacked once per row pair, the zero point 8 taken
+// off there so TDPBSSD gives Block32X8Kernel's dot - 8 * sum directly). The float step per block is
+// Block32X8Kernel's: acc += float(dot) * (row scales * token scale).
+template <class Tiles, bool Q4_0>
+struct AmxBlock32 {
+  using X8Levels = std::conditional_t<Q4_0, Q4_0X8Levels, Q8_0X8Levels>;
+  static constexpr int group_bytes = X8Levels::group_bytes;
+
+  // B tile of block b, group j at b * groups + j.
+  static void unpack(const WeightMatrix& w, I64 r0, int groups, std::vector<BTile>& b_tiles) {
+    if constexpr (Q4_0) {
+      const I64 nb = w.cols / q8_block;
+      b_tiles.resize(static_cast<std::size_t>(nb * groups));
+      const std::uint8_t* first = w.data + (r0 / 8) * nb * group_bytes;
+      const __m256i zero_point = _mm256_set1_epi8(8);
+      for (I64 b = 0; b < nb; ++b) {
+        for (int j = 0; j < groups; ++j) {
+          __m256i levels[8];
+          unpack_levels(first + (j * nb + b) * group_bytes + 16, levels);
+          for (__m256i& v : levels) v = _mm256_sub_epi8(v, zero_point);
+          store_b_tile(levels, b_tiles[static_cast<std::size_t>(b * groups + j)]);
+        }
+      }
+    }
+  }
+
   template <int TT, int GG>
   static void tile(const WeightMatrix& w, const Activations& x, float* y, I64 r0, I64 t0,
                    const BTile* b_tiles) {
     const I64 nb = w.cols / q8_block;
     const std::size_t a_stride = static_cast<std::size_t>(nb) * sizeof(ActQ8);
-    const std::uint8_t* groups = w.data + (r0 / 8) * nb * Levels::group_bytes;
-    __m256 acc[TT * amx_tile_tokens][GG];
-    for (auto& token : acc)
-      for (__m256& lanes : token) lanes = _mm256_setzero_ps();
+    const std::uint8_t* groups = w.data + (r0 / 8) * nb * group_bytes;
+    FloatTile<TT, GG> out;
     alignas(64) std::int32_t dots[TT][GG][amx_tile_tokens][8];
     for (I64 b = 0; b < nb; ++b) {
-      const std::uint8_t* block[GG];
       __m256 scales[GG];
       const std::uint8_t* b_tile[GG];
       for (int j = 0; j < GG; ++j) {
-        block[j] = groups + (j * nb + b) * Levels::group_bytes;
-        scales[j] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block[j])));
-        b_tile[j] = Levels::unpacks ? b_tiles[b * GG + j].bytes : block[j] + 16;
+        const std::uint8_t* block = groups + (j * nb + b) * group_bytes;
+        scales[j] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block)));
+        b_tile[j] = Q4_0 ? b_tiles[b * GG + j].bytes : block + 16;
       }
-      const ActQ8* a_first = x.q8 + t0 * nb + b;
-      Tiles::template zero<0>();
-      Tiles::template load<4>(a_first->qs, a_stride);
-      Tiles::template load<6>(b_tile[0], 32);
-      Tiles::template dpbssd<0, 4, 6>();
-      if constexpr (GG == 2) {
-        Tiles::template zero<1>();
-        Tiles::template load<7>(b_tile[1], 32);
-        Tiles::template dpbssd<1, 4, 7>();
-      }
-      if constexpr (TT == 2) {
-        Tiles::template zero<2>();
-        Tiles::template load<5>((a_first + amx_tile_tokens * nb)->qs, a_stride);
-        Tiles::template dpbssd<2, 5, 6>();
-        if constexpr (GG == 2) {
-          Tiles::template zero<3>();
-          Tiles::template dpbssd<3, 5, 7>();
-        }
-      }
-      Tiles::template store<0>(dots[0][0], 32);
-      if constexpr (GG == 2) Tiles::template store<1>(dots[0][GG - 1], 32);
-      if constexpr (TT == 2) {
-        Tiles::template store<2>(dots[TT - 1][0], 32);
-        if constexpr (GG == 2) Tiles::template store<3>(dots[TT - 1][GG - 1], 32);
-      }
-      // Block32X8Kernel's float step: acc += float(dot) * (row scales * token scale).
-      for (int i = 0; i < TT; ++i) {
-        for (int m = 0; m < amx_tile_tokens; ++m) {
-          const int t = i * amx_tile_tokens + m;
-          const __m256 d = _mm256_set1_ps(a_first[t * nb].d);
+      const ActQ8* first = x.q8 + t0 * nb + b;
+      tile_products<Tiles, false, TT, GG>(first->qs, a_stride, b_tile, dots);
+      for (int t = 0; t < TT * amx_tile_tokens; ++t) {
+        const __m256 d = _mm256_set1_ps(first[t * nb].d);
 #pragma GCC unroll 2
-          for (int j = 0; j < GG; ++j)
-            acc[t][j] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(load256(dots[i][j][m])),
-                                        _mm256_mul_ps(scales[j], d), acc[t][j]);
+        for (int j = 0; j < GG; ++j) {
+          const __m256i dot = load256(dots[t / amx_tile_tokens][j][t % amx_tile_tokens]);
+          out.acc[t][j] =
+              _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_mul_ps(scales[j], d), out.acc[t][j]);
         }
       }
     }
-    for (int t = 0; t < TT * amx_tile_tokens; ++t)
-      for (int j = 0; j < GG; ++j) _mm256_storeu_ps(y + (t0 + t) * w.rows + r0 + 8 * j, acc[t][j]);
-  }
-
-  // Rows [row_begin, row_end) x the first `tokens` tokens (a multiple of 16).
-  static void run(const WeightMatrix& w, const Activations& x, float* y, I64 row_begin, I64 row_end,
-                  I64 tokens) {
-    const I64 nb = w.cols / q8_block;
-    thread_local std::vector<BTile> b_tiles;
-    Tiles::configure(amx_tile_config);
-    for (I64 r = row_begin; r < row_end; r += 16) {
-      const bool two_groups = row_end - r >= 16;
-      const int groups = two_groups ? 2 : 1;
-      if constexpr (Levels::unpacks) {
-        // Unpacked once per row pair, for every token tile.
-        b_tiles.resize(static_cast<std::size_t>(nb * groups));
-        const std::uint8_t* first = w.data + (r / 8) * nb * Levels::group_bytes;
-        for (I64 b = 0; b < nb; ++b)
-          for (int j = 0; j < groups; ++j)
-            Levels::unpack(first + (j * nb + b) * Levels::group_bytes + 16,
-                           b_tiles[static_cast<std::size_t>(b * groups + j)].bytes);
-      }
-      for (I64 t = 0; t < tokens; t += 2 * amx_tile_tokens) {
-        const bool two_token_tiles = tokens - t >= 2 * amx_tile_tokens;
-        if (two_token_tiles && two_groups) {
-          tile<2, 2>(w, x, y, r, t, b_tiles.data());
-        } else if (two_token_tiles) {
-          tile<2, 1>(w, x, y, r, t, b_tiles.data());
-        } else if (two_groups) {
-          tile<1, 2>(w, x, y, r, t, b_tiles.data());
-        } else {
-          tile<1, 1>(w, x, y, r, t, b_tiles.data());
-        }
-      }
-    }
-    Tiles::release();
+    out.store(w, y, r0, t0);
   }
 };
 
+// Q4_K_X8 (Bits 4) and Q5_K_X8 (Bits 5): each super-block's 8 sub-blocks are 8 B tiles of unsigned
+// levels, unpacked once per row pair (TDPBSUD). Per sub-block the integer dots are multiplied by the
+// rows' scales and summed; per super-block the float step, the scales and the mins term are
+// KQuantX8Kernel's (with a VNNI Dot, whose scales are 32-bit lanes), so the integers and the float
+// operations are the same.
+template <class Tiles, class VnniFallbackDot, int Bits>
+struct AmxKQuant {
+  using X8 = KQuantX8Kernel<VnniFallbackDot, Bits>;
+  static constexpr int group_bytes = X8::group_bytes;
+  static_assert(VnniFallbackDot::scales_in_32_bit_lanes, "the AMX step multiplies int32 dots by the scales");
+
+  // B tile of super-block b, sub-block s, group j at (b * 8 + s) * groups + j.
+  static void unpack(const WeightMatrix& w, I64 r0, int groups, std::vector<BTile>& b_tiles) {
+    const I64 nb = w.cols / q8k_block;
+    b_tiles.resize(static_cast<std::size_t>(nb * 8 * groups));
+    const std::uint8_t* first = w.data + (r0 / 8) * nb * group_bytes;
+    for (I64 b = 0; b < nb; ++b) {
+      for (int sub = 0; sub < 8; ++sub) {
+        for (int j = 0; j < groups; ++j) {
+          __m256i levels[8];
+          X8::sub_block_levels(first + (j * nb + b) * group_bytes + 128 + X8::sub_block_bytes * sub, levels);
+          store_b_tile(levels, b_tiles[static_cast<std::size_t>((b * 8 + sub) * groups + j)]);
+        }
+      }
+    }
+  }
+
+  template <int TT, int GG>
+  static void tile(const WeightMatrix& w, const Activations& x, float* y, I64 r0, I64 t0,
+                   const BTile* b_tiles) {
+    const I64 nb = w.cols / q8k_block;
+    const std::size_t a_stride = static_cast<std::size_t>(nb) * sizeof(ActQ8K);
+    const std::uint8_t* groups = w.data + (r0 / 8) * nb * group_bytes;
+    FloatTile<TT, GG> out;
+    alignas(64) std::int32_t dots[TT][GG][amx_tile_tokens][8];
+    __m256i scaled[TT * amx_tile_tokens][GG];
+    for (I64 b = 0; b < nb; ++b) {
+      const std::uint8_t* block[GG];
+      typename X8::Scales scales[GG];
+      for (int j = 0; j < GG; ++j) {
+        block[j] = groups + (j * nb + b) * group_bytes;
+        scales[j] = X8::unpack_scales(block[j]);
+      }
+      for (auto& token : scaled)
+        for (__m256i& lanes : token) lanes = _mm256_setzero_si256();
+      const ActQ8K* first = x.q8k + t0 * nb + b;
+      for (int sub = 0; sub < 8; ++sub) {
+        const std::uint8_t* b_tile[GG];
+        for (int j = 0; j < GG; ++j) b_tile[j] = b_tiles[(b * 8 + sub) * GG + j].bytes;
+        tile_products<Tiles, true, TT, GG>(first->qs + 32 * sub, a_stride, b_tile, dots);
+        for (int t = 0; t < TT * amx_tile_tokens; ++t) {
+#pragma GCC unroll 2
+          for (int j = 0; j < GG; ++j) {
+            const __m256i dot = load256(dots[t / amx_tile_tokens][j][t % amx_tile_tokens]);
+            scaled[t][j] = _mm256_add_epi32(scaled[t][j], _mm256_mullo_epi32(dot, scales[j].scale[sub]));
+          }
+        }
+      }
+      for (int j = 0; j < GG; ++j) {
+        const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block[j])));
+        const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block[j] + 16)));
+        for (int t = 0; t < TT * amx_tile_tokens; ++t) {
+          const ActQ8K& a = first[t * nb];
+          const __m256 a_d = _mm256_set1_ps(a.d);
+          const __m256i min_sum = X8::min_sum(scales[j], a);
+          out.acc[t][j] =
+              _mm256_fmadd_ps(_mm256_cvtepi32_ps(scaled[t][j]), _mm256_mul_ps(d, a_d), out.acc[t][j]);
+          out.acc[t][j] =
+              _mm256_fnmadd_ps(_mm256_cvtepi32_ps(min_sum), _mm256_mul_ps(dmin, a_d), out.acc[t][j]);
+        }
+      }
+    }
+    out.store(w, y, r0, t0);
+  }
+};
+
+// Rows [row_begin, row_end) x the first `tokens` tokens (a multiple of 16), in tiles of 32 tokens x
+// 16 rows, smaller at the edges. Weights that need unpacking are unpacked once per row pair.
+template <class Tiles, class Kernel>
+void amx_run(const WeightMatrix& w, const Activations& x, float* y, I64 row_begin, I64 row_end, I64 tokens) {
+  thread_local std::vector<BTile> b_tiles;
+  Tiles::configure(amx_tile_config);
+  for (I64 r = row_begin; r < row_end; r += 16) {
+    const bool two_groups = row_end - r >= 16;
+    Kernel::unpack(w, r, two_groups ? 2 : 1, b_tiles);
+    for (I64 t = 0; t < tokens; t += 2 * amx_tile_tokens) {
+      const bool two_token_tiles = tokens - t >= 2 * amx_tile_tokens;
+      if (two_token_tiles && two_groups) {
+        Kernel::template tile<2, 2>(w, x, y, r, t, b_tiles.data());
+      } else if (two_token_tiles) {
+        Kernel::template tile<2, 1>(w, x, y, r, t, b_tiles.data());
+      } else if (two_groups) {
+        Kernel::template tile<1, 2>(w, x, y, r, t, b_tiles.data());
+      } else {
+        Kernel::template tile<1, 1>(w, x, y, r, t, b_tiles.data());
+      }
+    }
+  }
+  Tiles::release();
+}
+
 // The row kernel: whole tiles of 16 tokens on AMX, the other tokens (all of them below 16) with the
-// 8-row kernels of FallbackDot.
-template <class Tiles, class Levels, class FallbackDot>
-void amx_block32_entry(const WeightMatrix& w, const Activations& x, float* y, I64 row_begin, I64 row_end) {
+// 8-row kernel `Fallback`.
+template <class Tiles, class Kernel, class Fallback>
+void amx_entry(const WeightMatrix& w, const Activations& x, float* y, I64 row_begin, I64 row_end) {
   const I64 tiled = x.n_tokens / amx_tile_tokens * amx_tile_tokens;
-  if (tiled > 0) AmxBlock32Kernel<Tiles, Levels>::run(w, x, y, row_begin, row_end, tiled);
+  if (tiled > 0) amx_run<Tiles, Kernel>(w, x, y, row_begin, row_end, tiled);
   if (tiled == x.n_tokens) return;
   Activations rest;
   rest.format = x.format;
   rest.n_tokens = x.n_tokens - tiled;
-  rest.q8 = x.q8 + tiled * (w.cols / q8_block);
-  x8_entry<Block32X8Kernel<FallbackDot, typename Levels::X8Levels>>(w, rest, y + tiled * w.rows, row_begin,
-                                                                    row_end);
+  if (x.q8 != nullptr) rest.q8 = x.q8 + tiled * (w.cols / q8_block);
+  if (x.q8k != nullptr) rest.q8k = x.q8k + tiled * (w.cols / q8k_block);
+  x8_entry<Fallback>(w, rest, y + tiled * w.rows, row_begin, row_end);
 }
 
-// The row kernel of each 8-row layout: AMX for Q8_0_X8 and Q4_0_X8, FallbackDot's for the others.
-template <class Tiles, class FallbackDot>
+// The row kernel of each 8-row layout: AMX for Q8_0_X8, Q4_0_X8, Q4_K_X8 and Q5_K_X8 (prompt
+// batches), the 8-row kernels of VnniFallbackDot for Q6_K_X8.
+template <class Tiles, class VnniFallbackDot>
 RowKernel amx_x8_kernel_of(WeightLayout layout) noexcept {
   switch (layout) {
     case WeightLayout::Q8_0_X8:
-      return amx_block32_entry<Tiles, AmxQ8_0, FallbackDot>;
+      return amx_entry<Tiles, AmxBlock32<Tiles, false>, Block32X8Kernel<VnniFallbackDot, Q8_0X8Levels>>;
     case WeightLayout::Q4_0_X8:
-      return amx_block32_entry<Tiles, AmxQ4_0, FallbackDot>;
+      return amx_entry<Tiles, AmxBlock32<Tiles, true>, Block32X8Kernel<VnniFallbackDot, Q4_0X8Levels>>;
+    case WeightLayout::Q4_K_X8:
+      return amx_entry<Tiles, AmxKQuant<Tiles, VnniFallbackDot, 4>, KQuantX8Kernel<VnniFallbackDot, 4>>;
+    case WeightLayout::Q5_K_X8:
+      return amx_entry<Tiles, AmxKQuant<Tiles, VnniFallbackDot, 5>, KQuantX8Kernel<VnniFallbackDot, 5>>;
     default:
-      return x8_kernel_of<FallbackDot>(layout);
+      return x8_kernel_of<VnniFallbackDot>(layout);
   }
 }
 

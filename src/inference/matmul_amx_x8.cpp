@@ -1,5 +1,5 @@
 // AMX kernels: matmul_amx_kernels.h with the native tile instructions, and the AVX512-VNNI 8-row
-// kernels for what AMX does not take (tokens after the last whole 16, generation, the k-quants).
+// kernels for what AMX does not take (tokens after the last whole 16, generation, Q6_K).
 // This file alone is compiled with -mamx-tile -mamx-int8 and the AVX512-VNNI flags; matmul.cpp
 // calls it only on CPUs that have them, after Linux has granted the process the tile data state
 // (arch_prctl ARCH_REQ_XCOMP_PERM).
@@ -57,6 +57,19 @@ struct NativeTiles {
     } else {
       static_assert(C == 3 && A == 5 && B == 7, "not one of the kernels' tile products");
       _tile_dpbssd(3, 5, 7);
+    }
+  }
+  template <int C, int A, int B>
+  static void dpbsud() {
+    if constexpr (C == 0 && A == 4 && B == 6) {
+      _tile_dpbsud(0, 4, 6);
+    } else if constexpr (C == 1 && A == 4 && B == 7) {
+      _tile_dpbsud(1, 4, 7);
+    } else if constexpr (C == 2 && A == 5 && B == 6) {
+      _tile_dpbsud(2, 5, 6);
+    } else {
+      static_assert(C == 3 && A == 5 && B == 7, "not one of the kernels' tile products");
+      _tile_dpbsud(3, 5, 7);
     }
   }
 };

@@ -15,6 +15,7 @@ namespace {  // NOLINT(cert-dcl59-cpp,google-build-namespaces): one copy per ins
 template <class Instruction>
 struct VnniDot {
   using Scale = __m256i;  // 32-bit, one lane per row
+  static constexpr bool scales_in_32_bit_lanes = true;
 
   static Scale unsigned_scales(__m128i bytes) { return _mm256_cvtepu8_epi32(bytes); }
   static Scale signed_scales(__m128i bytes) { return _mm256_cvtepi8_epi32(bytes); }

@@ -220,6 +220,28 @@ struct KQuantX8Kernel {
     return s;
   }
 
+  // The mins term of one super-block for one token: per row, sum over sub-blocks of min * (sum of
+  // the sub-block's activation levels).
+  static __m256i min_sum(const Scales& s, const ActQ8K& a) {
+    // The sums of the activations over sub-blocks 2p and 2p + 1 (|sum| <= 32 * 128), side by side
+    // in 32 bits: after the pack, 32-bit elements 0, 1, 4 and 5 hold pairs 0 to 3.
+    const __m256i sub_block_sums = _mm256_madd_epi16(load256(a.bsums), _mm256_set1_epi16(1));
+    const __m256i pairs = _mm256_packs_epi32(sub_block_sums, sub_block_sums);
+    __m256i m = _mm256_setzero_si256();
+#pragma GCC unroll 4
+    for (int p = 0; p < 4; ++p) {
+      const __m256i pair = _mm256_permutevar8x32_epi32(pairs, _mm256_set1_epi32(p < 2 ? p : p + 2));
+      m = _mm256_add_epi32(m, _mm256_madd_epi16(s.min_pairs[p], pair));
+    }
+    return m;
+  }
+
+  // The level vectors of sub-block j (at `levels_at`): 4 (Q4_K) or 5 (Q5_K) bits, unsigned.
+  static void sub_block_levels(const std::uint8_t* levels_at, __m256i (&levels)[8]) {
+    unpack_levels(levels_at, levels);
+    if constexpr (Bits == 5) add_fifth_bits(levels_at + 128, levels);
+  }
+
   template <int NT>
   static void tile(const WeightMatrix& w, const Activations& x, float* y, I64 r0, I64 t0) {
     const I64 nb = w.cols / q8k_block;
@@ -237,25 +259,13 @@ struct KQuantX8Kernel {
 #pragma GCC unroll 4
       for (int t = 0; t < NT; ++t) {
         dots[t] = _mm256_setzero_si256();
-        // The sums of the activations over sub-blocks 2p and 2p + 1 (|sum| <= 32 * 128), side by side
-        // in 32 bits: after the pack, 32-bit elements 0, 1, 4 and 5 hold pairs 0 to 3.
-        const __m256i sub_block_sums =
-            _mm256_madd_epi16(load256(x.q8k[(t0 + t) * nb + b].bsums), _mm256_set1_epi16(1));
-        const __m256i pairs = _mm256_packs_epi32(sub_block_sums, sub_block_sums);
-        __m256i m = _mm256_setzero_si256();
-#pragma GCC unroll 4
-        for (int p = 0; p < 4; ++p) {
-          const __m256i pair = _mm256_permutevar8x32_epi32(pairs, _mm256_set1_epi32(p < 2 ? p : p + 2));
-          m = _mm256_add_epi32(m, _mm256_madd_epi16(s.min_pairs[p], pair));
-        }
-        min_sums[t] = m;
+        min_sums[t] = min_sum(s, x.q8k[(t0 + t) * nb + b]);
       }
       for (int j = 0; j < 8; ++j) {
         const std::uint8_t* levels_at = block + 128 + sub_block_bytes * j;
         for (I64 line = 0; line < sub_block_bytes; line += 64) prefetch(levels_at + line);
         __m256i levels[8];
-        unpack_levels(levels_at, levels);
-        if constexpr (Bits == 5) add_fifth_bits(levels_at + 128, levels);
+        sub_block_levels(levels_at, levels);
 #pragma GCC unroll 4
         for (int t = 0; t < NT; ++t) {
           const std::uint8_t* qs = activation_bytes(x.q8k[(t0 + t) * nb + b].qs) + 32 * j;
