@@ -1,5 +1,5 @@
 // AMX kernels: matmul_amx_kernels.h with the native tile instructions, and the AVX512-VNNI 8-row
-// kernels for what AMX does not take (tokens after the last whole 16, generation, Q6_K).
+// kernels for what AMX does not take (tokens after the last whole 16, generation).
 // This file alone is compiled with -mamx-tile -mamx-int8 and the AVX512-VNNI flags; matmul.cpp
 // calls it only on CPUs that have them, after Linux has granted the process the tile data state
 // (arch_prctl ARCH_REQ_XCOMP_PERM).

@@ -302,15 +302,57 @@ struct KQuantX8Kernel {
 // 32 * sum_j scale_j * (sum of sub-block j's activations), from the activation's bsums.
 template <class Dot>
 struct Q6KX8Kernel {
-  template <int NT>
-  static void tile(const WeightMatrix& w, const Activations& x, float* y, I64 r0, I64 t0) {
-    const I64 nb = w.cols / q8k_block;
-    const std::uint8_t* group = w.data + (r0 / 8) * nb * q6_k_x8_group_bytes;
+  static constexpr int group_bytes = q6_k_x8_group_bytes;
+
+  // The 8 rows' 16 sub-block scales of a super-block (at `scale_bytes`), in Dot's form.
+  static void unpack_scales(const std::uint8_t* scale_bytes, typename Dot::Scale (&scale)[16]) {
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; ++j)
+      scale[j] = Dot::signed_scales(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(scale_bytes + 8 * j)));
+  }
+
+  // sum_j scale_j * bsum_j for one token, two sub-blocks per multiply-add (|sum| <= 16 * 128 * 16 * 128);
+  // the zero point's term is 32 times it.
+  static __m256i offset(const std::uint8_t* scale_bytes, const ActQ8K& a) {
     const __m128i interleave = _mm_setr_epi8(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+    __m256i sum = _mm256_setzero_si256();
+#pragma GCC unroll 8
+    for (int p = 0; p < 8; ++p) {
+      const __m256i pairs = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(scale_bytes + 16 * p)), interleave));
+      std::int32_t bsum_pair = 0;
+      std::memcpy(&bsum_pair, a.bsums + 2 * p, sizeof bsum_pair);
+      sum = _mm256_add_epi32(sum, _mm256_madd_epi16(pairs, _mm256_set1_epi32(bsum_pair)));
+    }
+    return sum;
+  }
+
+  // The 8 level vectors (0..63) of the 32-value sub-block at `levels_at`: levels[4h + k] holds levels
+  // 16h + 4k .. 16h + 4k + 3 of each row.
+  static void sub_block_levels(const std::uint8_t* levels_at, __m256i (&levels)[8]) {
     const __m256i six_bits = _mm256_set1_epi8(0x3F);
     const __m256i bits_0_1 = _mm256_set1_epi8(0x03);
     const __m256i bits_2_3 = _mm256_set1_epi8(0x0C);
     const __m256i bits_4_5 = _mm256_set1_epi8(0x30);
+#pragma GCC unroll 2
+    for (int run = 0; run < 2; ++run) {
+      const __m256i v0 = load256(levels_at + 96 * run);
+      const __m256i v1 = load256(levels_at + 96 * run + 32);
+      const __m256i v2 = load256(levels_at + 96 * run + 64);
+      levels[4 * run] = _mm256_and_si256(v0, six_bits);
+      levels[4 * run + 1] = _mm256_and_si256(v1, six_bits);
+      levels[4 * run + 2] = _mm256_and_si256(v2, six_bits);
+      levels[4 * run + 3] =
+          _mm256_or_si256(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v0, 6), bits_0_1),
+                                          _mm256_and_si256(_mm256_srli_epi16(v1, 4), bits_2_3)),
+                          _mm256_and_si256(_mm256_srli_epi16(v2, 2), bits_4_5));
+    }
+  }
+
+  template <int NT>
+  static void tile(const WeightMatrix& w, const Activations& x, float* y, I64 r0, I64 t0) {
+    const I64 nb = w.cols / q8k_block;
+    const std::uint8_t* group = w.data + (r0 / 8) * nb * q6_k_x8_group_bytes;
     __m256 acc[NT];
 #pragma GCC unroll 4
     for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
@@ -321,9 +363,7 @@ struct Q6KX8Kernel {
       prefetch(block + 64);
       prefetch(block + 128);
       typename Dot::Scale scale[16];
-#pragma GCC unroll 16
-      for (int j = 0; j < 16; ++j)
-        scale[j] = Dot::signed_scales(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(scale_bytes + 8 * j)));
+      unpack_scales(scale_bytes, scale);
       const ActQ8K* xs[NT];
       __m256i dots[NT];
       __m256i offsets[NT];
@@ -331,35 +371,13 @@ struct Q6KX8Kernel {
       for (int t = 0; t < NT; ++t) {
         xs[t] = x.q8k + (t0 + t) * nb + b;
         dots[t] = _mm256_setzero_si256();
-        // sum_j scale_j * bsum_j, two sub-blocks per multiply-add (|sum| <= 16 * 128 * 16 * 128).
-        __m256i offset = _mm256_setzero_si256();
-#pragma GCC unroll 8
-        for (int p = 0; p < 8; ++p) {
-          const __m256i pairs = _mm256_cvtepi8_epi16(_mm_shuffle_epi8(
-              _mm_loadu_si128(reinterpret_cast<const __m128i*>(scale_bytes + 16 * p)), interleave));
-          std::int32_t bsum_pair = 0;
-          std::memcpy(&bsum_pair, xs[t]->bsums + 2 * p, sizeof bsum_pair);
-          offset = _mm256_add_epi32(offset, _mm256_madd_epi16(pairs, _mm256_set1_epi32(bsum_pair)));
-        }
-        offsets[t] = offset;
+        offsets[t] = offset(scale_bytes, *xs[t]);
       }
       for (int sub = 0; sub < 8; ++sub) {
         const std::uint8_t* levels_at = block + 144 + 192 * sub;
         for (I64 line = 64; line < 256; line += 64) prefetch(levels_at + line);
         __m256i levels[8];
-#pragma GCC unroll 2
-        for (int run = 0; run < 2; ++run) {
-          const __m256i v0 = load256(levels_at + 96 * run);
-          const __m256i v1 = load256(levels_at + 96 * run + 32);
-          const __m256i v2 = load256(levels_at + 96 * run + 64);
-          levels[4 * run] = _mm256_and_si256(v0, six_bits);
-          levels[4 * run + 1] = _mm256_and_si256(v1, six_bits);
-          levels[4 * run + 2] = _mm256_and_si256(v2, six_bits);
-          levels[4 * run + 3] =
-              _mm256_or_si256(_mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v0, 6), bits_0_1),
-                                              _mm256_and_si256(_mm256_srli_epi16(v1, 4), bits_2_3)),
-                              _mm256_and_si256(_mm256_srli_epi16(v2, 2), bits_4_5));
-        }
+        sub_block_levels(levels_at, levels);
 #pragma GCC unroll 4
         for (int t = 0; t < NT; ++t) {
           const std::uint8_t* qs = activation_bytes(xs[t]->qs) + 32 * sub;
