@@ -70,8 +70,8 @@ enum class KernelVariant : std::uint8_t {
   AVX512_VNNI,    // the same with the EVEX vpdpbusd (AVX512F + AVX512VL + AVX512-VNNI)
   VNNI_EMULATED,  // the VNNI kernels with vpdpbusd emulated on AVX2: for testing them on any AVX2
                   // CPU; slower than AVX2, never chosen by best_variant()
-  AMX,            // AVX512_VNNI, with Q8_0 and Q4_0 prompt batches on AMX tiles (AMX-TILE + AMX-INT8,
-                  // granted by Linux to the process)
+  AMX,            // AVX512_VNNI, with whole tiles of 16 tokens of the 8-row layouts on AMX tiles
+                  // (AMX-TILE + AMX-INT8, the tile data granted by Linux to the process)
   AMX_EMULATED,   // the AMX kernels with the tile instructions (and vpdpbusd) emulated: for testing
                   // them on any AVX2 CPU; much slower, never chosen by best_variant()
 };

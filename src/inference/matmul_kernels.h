@@ -116,8 +116,8 @@ RowKernel avx2_x8_kernel(WeightLayout layout) noexcept;
 RowKernel avx_vnni_x8_kernel(WeightLayout layout) noexcept;
 RowKernel avx512_vnni_x8_kernel(WeightLayout layout) noexcept;
 RowKernel vnni_emulated_x8_kernel(WeightLayout layout) noexcept;
-// The AMX variants' (matmul_amx_kernels.h): tiles for Q8_0_X8 and Q4_0_X8 batches, the AVX512-VNNI
-// (native) or emulated VNNI (emulated) 8-row kernels for the rest.
+// The AMX variants' (matmul_amx_kernels.h): tiles for batches of 16 tokens and more, the AVX512-VNNI
+// (native) or emulated VNNI (emulated) 8-row kernels for the other tokens.
 RowKernel amx_x8_kernel(WeightLayout layout) noexcept;
 RowKernel amx_emulated_x8_kernel(WeightLayout layout) noexcept;
 
