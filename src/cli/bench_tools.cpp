@@ -246,6 +246,9 @@ int run_bench(const BenchCommand& c, std::ostream& out, std::ostream& err) {
     const TensorType kv_type = NativeEngineOptions{}.kv_type;  // the engine's cache, as the node runs it
     out << fmt::format("threads: {}, kernels: {}, KV cache: {}\n", pool.size(),
                        kernel_variant_name(best_variant()), tensor_type_name(kv_type));
+    for (const KernelVariant v : variants_set_aside())
+      out << fmt::format("kernels set aside: {} (disagreed with avx2 in the start-up self-check)\n",
+                         kernel_variant_name(v));
 
     ForwardPass forward(config, weights, pool);
     auto budget = std::make_shared<KvBudget>(UINT64_MAX);

@@ -156,6 +156,12 @@ void start_logging(const NodeFlags& f) {
   } else if (f.selection.engine == "native") {
     spdlog::info("model '{}' from {}", f.selection.model_id, f.selection.path);
   }
+  if (f.selection.engine == "native") {
+    spdlog::info("compute kernels: {}", exo::inference::kernel_variant_name(exo::inference::best_variant()));
+    for (const auto v : exo::inference::variants_set_aside())
+      spdlog::warn("the {} kernels disagreed with avx2 in the start-up self-check on this CPU; not used",
+                   exo::inference::kernel_variant_name(v));
+  }
 }
 
 // Runs the node until a signal (or POST /v1/resources/cleanup). Exit code 0 after an orderly stop.

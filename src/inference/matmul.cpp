@@ -298,6 +298,29 @@ namespace {
 
 // best_variant()'s answer once fixed; -1 before.
 std::atomic<int> chosen_variant{-1};
+// Bit v: variant v failed agrees_with_avx2 when best_variant() chose its default.
+std::atomic<unsigned> set_aside_bits{0};
+
+// The variants whose kernels were compiled but never run where this project was developed: checked
+// against AVX2 before best_variant() picks them by default.
+bool needs_self_check(KernelVariant variant) noexcept {
+  return variant == KernelVariant::AVX_VNNI || variant == KernelVariant::AVX512_VNNI ||
+         variant == KernelVariant::AMX;
+}
+
+// The fastest supported variant that is not an emulation and passes its self-check.
+int default_variant() {
+  const std::vector<KernelVariant> variants = supported_variants();
+  for (auto v = variants.rbegin(); v != variants.rend(); ++v) {
+    if (*v == KernelVariant::VNNI_EMULATED || *v == KernelVariant::AMX_EMULATED) continue;
+    if (needs_self_check(*v) && !agrees_with_avx2(*v)) {
+      set_aside_bits.fetch_or(1U << static_cast<unsigned>(*v), std::memory_order_relaxed);
+      continue;
+    }
+    return static_cast<int>(*v);
+  }
+  return static_cast<int>(KernelVariant::PORTABLE);
+}
 
 }  // namespace
 
@@ -311,10 +334,18 @@ KernelVariant best_variant() {
   int chosen = chosen_variant.load(std::memory_order_acquire);
   if (chosen < 0) {
     // Several first callers may race: they all compute the same default, and the first store wins.
-    const int fastest = static_cast<int>(supported_variants().back());
+    const int fastest = default_variant();
     if (chosen_variant.compare_exchange_strong(chosen, fastest, std::memory_order_acq_rel)) chosen = fastest;
   }
   return static_cast<KernelVariant>(chosen);
+}
+
+std::vector<KernelVariant> variants_set_aside() {
+  std::vector<KernelVariant> variants;
+  const unsigned bits = set_aside_bits.load(std::memory_order_relaxed);
+  for (const KernelVariant v : kernel_variants_slowest_first)
+    if ((bits >> static_cast<unsigned>(v) & 1U) != 0) variants.push_back(v);
+  return variants;
 }
 
 void select_kernel_variant(KernelVariant variant) {

@@ -89,8 +89,18 @@ std::optional<KernelVariant> parse_kernel_variant(std::string_view name) noexcep
 // The variants this CPU (and operating system) can run, slowest first.
 std::vector<KernelVariant> supported_variants();
 // The variant matmul and the other entry points without a variant use: the one chosen with
-// select_kernel_variant, else the last of supported_variants(). Fixed at its first call.
+// select_kernel_variant, else the last of supported_variants() that passes agrees_with_avx2 where
+// that check applies. Fixed at its first call.
 KernelVariant best_variant();
+// Whether `variant` computes what AVX2 computes, bit for bit, on small products of every 8-row layout
+// (1 and 35 tokens: the matrix-vector, 8-row and AMX tile paths); false also when it cannot run here.
+// best_variant() runs it on each variant this project could not run where it was developed
+// (AVX_VNNI, AVX512_VNNI, AMX) before choosing it, and sets aside any that fails, so a broken fast
+// path costs speed, not wrong answers. Runs on the calling thread (about a millisecond).
+bool agrees_with_avx2(KernelVariant variant);
+// The variants best_variant() set aside because agrees_with_avx2 failed on this CPU (normally none;
+// the engine reports them, `kernels_set_aside`).
+std::vector<KernelVariant> variants_set_aside();
 // Chooses the variant best_variant() returns for the rest of the process (the `--kernels` flag: a
 // way around a misbehaving variant, and to compare variants end to end). Call it before any kernel
 // runs. Throws std::invalid_argument when this CPU cannot run the variant, std::logic_error when

@@ -252,6 +252,10 @@ std::map<std::string, std::string> NativeEngine::details() const {
   out["kv_type"] = std::string(tensor_type_name(l->kv_type));
   out["threads"] = std::to_string(l->pool->size());
   out["kernels"] = std::string(kernel_variant_name(best_variant()));
+  std::string set_aside;  // variants that failed the start-up self-check (matmul.h)
+  for (const KernelVariant v : variants_set_aside())
+    set_aside += (set_aside.empty() ? "" : ",") + std::string(kernel_variant_name(v));
+  if (!set_aside.empty()) out["kernels_set_aside"] = set_aside;
   out["chat_template"] = std::string(chat_template_name(l->chat));
   out["active_requests"] = std::to_string(active_requests());
   return out;
