@@ -534,10 +534,10 @@ TEST_P(MatmulVariantTest, PackedMatricesReadBackExactlyAndMultiplyLikeTheRowLayo
 // single one; from 16 tokens on, the AMX kernels take whole tiles of 16 (35: a pair and 3 left over;
 // 48: a pair and a single tile).
 TEST(Matmul, VnniAndAmxKernelsAgreeWithAvx2BitForBit) {
-  std::vector<KernelVariant> vnni;
+  std::vector<KernelVariant> others;
   for (const KernelVariant v : supported_variants())
-    if (v != KernelVariant::PORTABLE && v != KernelVariant::AVX2) vnni.push_back(v);
-  if (vnni.empty())
+    if (v != KernelVariant::PORTABLE && v != KernelVariant::AVX2) others.push_back(v);
+  if (others.empty())
     GTEST_SKIP() << "this CPU has no AVX2, so it runs no VNNI or AMX variant, not even the emulated ones";
   ComputePool pool(2);
   std::mt19937 rng(37);
@@ -563,7 +563,7 @@ TEST(Matmul, VnniAndAmxKernelsAgreeWithAvx2BitForBit) {
           const auto x = random_activations(n_tokens * cols, rng);
           std::vector<float> expected(static_cast<std::size_t>(n_tokens * 24));
           matmul_with(KernelVariant::AVX2, packed, x, n_tokens, expected, pool);
-          for (const KernelVariant variant : vnni) {
+          for (const KernelVariant variant : others) {
             std::vector<float> actual(expected.size());
             matmul_with(variant, packed, x, n_tokens, actual, pool);
             ASSERT_EQ(actual, expected)
