@@ -290,6 +290,10 @@ std::vector<KernelVariant> supported_variants() {
   return variants;
 }
 
+bool is_emulation(KernelVariant variant) noexcept {
+  return variant == KernelVariant::VNNI_EMULATED || variant == KernelVariant::AMX_EMULATED;
+}
+
 bool uses_x8_layouts(KernelVariant variant) noexcept {
   return variant != KernelVariant::PORTABLE;
 }
@@ -312,7 +316,7 @@ bool needs_self_check(KernelVariant variant) noexcept {
 int default_variant() {
   const std::vector<KernelVariant> variants = supported_variants();
   for (auto v = variants.rbegin(); v != variants.rend(); ++v) {
-    if (*v == KernelVariant::VNNI_EMULATED || *v == KernelVariant::AMX_EMULATED) continue;
+    if (is_emulation(*v)) continue;
     if (needs_self_check(*v) && !agrees_with_avx2(*v)) {
       set_aside_bits.fetch_or(1U << static_cast<unsigned>(*v), std::memory_order_relaxed);
       continue;

@@ -86,11 +86,13 @@ inline constexpr KernelVariant kernel_variants_slowest_first[] = {
 // parse_kernel_variant is the inverse (nullopt for any other name).
 std::string_view kernel_variant_name(KernelVariant variant) noexcept;
 std::optional<KernelVariant> parse_kernel_variant(std::string_view name) noexcept;
+// Whether the variant emulates instructions for testing (VNNI_EMULATED, AMX_EMULATED): never a default.
+bool is_emulation(KernelVariant variant) noexcept;
 // The variants this CPU (and operating system) can run, slowest first.
 std::vector<KernelVariant> supported_variants();
 // The variant matmul and the other entry points without a variant use: the one chosen with
-// select_kernel_variant, else the last of supported_variants() that passes agrees_with_avx2 where
-// that check applies. Fixed at its first call.
+// select_kernel_variant, else the last of supported_variants() that is not an emulation and passes
+// agrees_with_avx2 where that check applies. Fixed at its first call.
 KernelVariant best_variant();
 // Whether `variant` computes what AVX2 computes, bit for bit, on small products of every 8-row layout
 // (1 and 35 tokens: the matrix-vector, 8-row and AMX tile paths); false also when it cannot run here.

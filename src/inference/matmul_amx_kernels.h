@@ -130,6 +130,26 @@ void tile_products(const std::int8_t* a, std::size_t a_stride, const std::uint8_
   }
 }
 
+// The B tiles of a pair of row groups (or one group), unpacked once for every token tile: block b
+// (BlockValues values, GroupBytes bytes per group), sub-block s < SubBlocks, group j at
+// (b * SubBlocks + s) * groups + j. levels_of(group block, s, levels) gives a sub-block's level vectors.
+template <int GroupBytes, int BlockValues, int SubBlocks, class LevelsOf>
+void unpack_b_tiles(const WeightMatrix& w, I64 r0, int groups, std::vector<BTile>& b_tiles,
+                    LevelsOf levels_of) {
+  const I64 nb = w.cols / BlockValues;
+  b_tiles.resize(static_cast<std::size_t>(nb * SubBlocks * groups));
+  const std::uint8_t* first = w.data + (r0 / 8) * nb * GroupBytes;
+  for (I64 b = 0; b < nb; ++b) {
+    for (int sub = 0; sub < SubBlocks; ++sub) {
+      for (int j = 0; j < groups; ++j) {
+        __m256i levels[8];
+        levels_of(first + (j * nb + b) * GroupBytes, sub, levels);
+        store_b_tile(levels, b_tiles[static_cast<std::size_t>((b * SubBlocks + sub) * groups + j)]);
+      }
+    }
+  }
+}
+
 // The float results of a tile: TT * 16 tokens x GG groups of 8 rows, accumulated over the blocks.
 template <int TT, int GG>
 struct FloatTile {
@@ -158,18 +178,11 @@ struct AmxBlock32 {
   // B tile of block b, group j at b * groups + j.
   static void unpack(const WeightMatrix& w, I64 r0, int groups, std::vector<BTile>& b_tiles) {
     if constexpr (Q4_0) {
-      const I64 nb = w.cols / q8_block;
-      b_tiles.resize(static_cast<std::size_t>(nb * groups));
-      const std::uint8_t* first = w.data + (r0 / 8) * nb * group_bytes;
-      const __m256i zero_point = _mm256_set1_epi8(8);
-      for (I64 b = 0; b < nb; ++b) {
-        for (int j = 0; j < groups; ++j) {
-          __m256i levels[8];
-          unpack_levels(first + (j * nb + b) * group_bytes + 16, levels);
-          for (__m256i& v : levels) v = _mm256_sub_epi8(v, zero_point);
-          store_b_tile(levels, b_tiles[static_cast<std::size_t>(b * groups + j)]);
-        }
-      }
+      unpack_b_tiles<group_bytes, q8_block, 1>(
+          w, r0, groups, b_tiles, [](const std::uint8_t* block, int /*sub*/, __m256i(&levels)[8]) {
+            unpack_levels(block + 16, levels);
+            for (__m256i& v : levels) v = _mm256_sub_epi8(v, _mm256_set1_epi8(8));
+          });
     }
   }
 
@@ -297,18 +310,7 @@ struct AmxKQuant {
 
   // Super-block b, sub-block s, group j at (b * 8 + s) * groups + j.
   static void unpack(const WeightMatrix& w, I64 r0, int groups, std::vector<BTile>& b_tiles) {
-    const I64 nb = w.cols / q8k_block;
-    b_tiles.resize(static_cast<std::size_t>(nb * 8 * groups));
-    const std::uint8_t* first = w.data + (r0 / 8) * nb * group_bytes;
-    for (I64 b = 0; b < nb; ++b) {
-      for (int sub = 0; sub < 8; ++sub) {
-        for (int j = 0; j < groups; ++j) {
-          __m256i levels[8];
-          Format::levels(first + (j * nb + b) * group_bytes, sub, levels);
-          store_b_tile(levels, b_tiles[static_cast<std::size_t>((b * 8 + sub) * groups + j)]);
-        }
-      }
-    }
+    unpack_b_tiles<group_bytes, q8k_block, 8>(w, r0, groups, b_tiles, Format::levels);
   }
 
   template <int TT, int GG>
