@@ -13,6 +13,8 @@
 // - BM_X8Variant/<variant>/<type>/<tokens>: the 8-row layouts at 2048x2048 with every SIMD variant
 //   this CPU runs, side by side (e.g. amx or avx512-vnni against avx2; the -emulated variants show the
 //   emulations' cost). Counter: tokens/s.
+// - BM_X8Resident/<variant>/<type>: matrix-vector products of a 256x2048 matrix, small enough to stay
+//   in L2: the kernels' compute rate without the memory stream. Counter: weight GB/s.
 // - Type indices are those of `types` below, then Q4_0, Q4_K, Q8_0, Q6_K and Q5_K in their 8-row
 //   layouts.
 // Threads: EXO_BENCH_THREADS (default 2).
@@ -290,6 +292,21 @@ void BM_X8Variant(benchmark::State& state, exo::inference::KernelVariant variant
       benchmark::Counter(static_cast<double>(n), benchmark::Counter::kIsIterationInvariantRate);
 }
 
+// The same kernels on a 256 x 2048 matrix (at most 576 KiB, resident in a core's L2 cache): their
+// compute rate with memory out of the way, for comparison with the weight stream's bandwidth.
+void BM_X8Resident(benchmark::State& state, exo::inference::KernelVariant variant) {
+  const Matrix& m = matrix_at(state.range(0), 256, 2048);
+  const auto x = activations(m.view.cols);
+  std::vector<float> y(static_cast<std::size_t>(m.view.rows));
+  for (auto _ : state) {
+    exo::inference::matmul_with(variant, m.view, x, 1, y, pool());
+    benchmark::DoNotOptimize(y.data());
+  }
+  state.SetLabel(label_at(state.range(0)));
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(m.bytes.size()) / 1e9,
+                                              benchmark::Counter::kIsIterationInvariantRate);
+}
+
 const bool x8_variants_registered = [] {
   for (const auto variant : exo::inference::supported_variants()) {
     if (!exo::inference::uses_x8_layouts(variant)) continue;
@@ -298,6 +315,12 @@ const bool x8_variants_registered = [] {
         ->ArgsProduct({{q4_0_x8_index, q4_k_x8_index, q8_0_x8_index, q6_k_x8_index, q5_k_x8_index}, {1, 128}})
         ->ArgNames({"type", "tokens"})
         ->Unit(benchmark::kMillisecond)
+        ->UseRealTime();
+    benchmark::RegisterBenchmark(
+        ("BM_X8Resident/" + std::string(exo::inference::kernel_variant_name(variant))).c_str(), BM_X8Resident,
+        variant)
+        ->ArgsProduct({{q4_0_x8_index, q4_k_x8_index, q8_0_x8_index, q6_k_x8_index, q5_k_x8_index}})
+        ->ArgNames({"type"})
         ->UseRealTime();
   }
   return true;

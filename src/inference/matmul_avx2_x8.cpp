@@ -37,6 +37,16 @@ struct MaddubsDot {
     return _mm256_madd_epi16(sums16<N>(levels, qs), scale);
   }
 
+  // A high nibble in place (16 x level) would overflow the 16-bit sums: nibbles are unpacked to their
+  // levels.
+  static constexpr bool high_nibbles_in_place = false;
+  static __m256i nibble_dots(const __m256i (&levels)[8], const std::uint8_t* qs) {
+    return dots<8>(levels, qs);
+  }
+  static __m256i scaled_nibble_dots(const __m256i (&levels)[8], const std::uint8_t* qs, Scale scale) {
+    return scaled_dots<8>(levels, qs, scale);
+  }
+
   // Signed levels: vpmaddubsw multiplies their magnitudes with the activation levels carrying their
   // signs. A product pair can reach 2 * 128 * 127, so each is widened to 32 bits at once.
   struct SignedLevels {

@@ -9,6 +9,10 @@
 //                                    each row per 32-bit lane) with the 4 activation levels at
 //                                    qs + 4k; one int32 per row
 //   Dot::scaled_dots<N>(l, qs, s)    the same times the rows' scales
+//   Dot::high_nibbles_in_place       whether unpack_nibbles leaves the high nibbles as 16 x level
+//   Dot::nibble_dots(l, qs)          dots<8> of the 8 vectors unpack_nibbles<Dot> gives (levels of
+//                                    the low and high nibbles in turn)
+//   Dot::scaled_nibble_dots(l, qs, s)  the same times the rows' scales
 //   Dot::signed_levels(v)            a chunk of signed levels (Q8_0), prepared once per tile
 //   Dot::add_signed_dots(acc, l, qs) acc + the prepared chunk's products with the 4 levels at qs
 //   Dot::finish_signed(acc, sum)     the signed dots, given the sum of the block's activation levels
@@ -53,6 +57,24 @@ inline void unpack_levels(const std::uint8_t* at, __m256i (&levels)[8]) {
     const __m256i packed = load256(at + 32 * c);
     levels[2 * c] = _mm256_and_si256(packed, low_mask);
     levels[2 * c + 1] = _mm256_and_si256(_mm256_srli_epi16(packed, 4), low_mask);
+  }
+}
+
+// The same 128 bytes for a `Dot` that takes the high nibbles in place (Dot::high_nibbles_in_place):
+// levels[2c + 1] then holds 16 x the levels, the bytes ANDed with 0xF0. Dot::nibble_dots and
+// Dot::scaled_nibble_dots multiply the vectors this gives.
+template <class Dot>
+inline void unpack_nibbles(const std::uint8_t* at, __m256i (&levels)[8]) {
+  if constexpr (Dot::high_nibbles_in_place) {
+    const __m256i low_mask = _mm256_set1_epi8(0x0F);
+    const __m256i high_mask = _mm256_set1_epi8(static_cast<char>(0xF0));
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; ++c) {
+      levels[2 * c] = _mm256_and_si256(load256(at + 32 * c), low_mask);
+      levels[2 * c + 1] = _mm256_and_si256(load256(at + 32 * c), high_mask);
+    }
+  } else {
+    unpack_levels(at, levels);
   }
 }
 
@@ -135,10 +157,10 @@ struct Q4_0X8Levels {
   template <class Dot, int NT>
   static void dots(const std::uint8_t* chunks, const ActQ8* const (&xs)[NT], __m256i (&out)[NT]) {
     __m256i levels[8];
-    unpack_levels(chunks, levels);
+    unpack_nibbles<Dot>(chunks, levels);
 #pragma GCC unroll 4
     for (int t = 0; t < NT; ++t)
-      out[t] = _mm256_sub_epi32(Dot::template dots<8>(levels, activation_bytes(xs[t]->qs)),
+      out[t] = _mm256_sub_epi32(Dot::nibble_dots(levels, activation_bytes(xs[t]->qs)),
                                 _mm256_set1_epi32(8 * xs[t]->sum));
   }
 };
@@ -169,7 +191,7 @@ struct Q8_0X8Levels {
 // tokens per tile. Per super-block, the 64
 // scales and 64 mins of the 8 rows are unpacked once with a few vector operations. Each sub-block's
 // 128 bytes of levels are a Q4_0_X8 block's: 8 products of a broadcast group of 4 activation levels,
-// multiplied by the rows' scales (Dot::scaled_dots; |sum| <= 8 * 2 * 15 * 128 before scaling, as the
+// multiplied by the rows' scales (Dot::scaled_nibble_dots; |sum| <= 8 * 2 * 15 * 128 before scaling, as the
 // AVX2 policy's 16-bit sums need). Q5_K ORs each level vector's fifth bits in (bit k of the 32 bytes
 // after the low bits, moved to bit 4) and, with levels to 31, scales two halves of 4 products
 // (4 * 2 * 31 * 128 each). The mins term, sum over sub-blocks of
@@ -265,12 +287,16 @@ struct KQuantX8Kernel {
         const std::uint8_t* levels_at = block + 128 + sub_block_bytes * j;
         for (I64 line = 0; line < sub_block_bytes; line += 64) prefetch(levels_at + line);
         __m256i levels[8];
-        sub_block_levels(levels_at, levels);
+        if constexpr (Bits == 4) {
+          unpack_nibbles<Dot>(levels_at, levels);
+        } else {
+          sub_block_levels(levels_at, levels);
+        }
 #pragma GCC unroll 4
         for (int t = 0; t < NT; ++t) {
           const std::uint8_t* qs = activation_bytes(x.q8k[(t0 + t) * nb + b].qs) + 32 * j;
           if constexpr (Bits == 4) {
-            dots[t] = _mm256_add_epi32(dots[t], Dot::template scaled_dots<8>(levels, qs, s.scale[j]));
+            dots[t] = _mm256_add_epi32(dots[t], Dot::scaled_nibble_dots(levels, qs, s.scale[j]));
           } else {
             dots[t] = _mm256_add_epi32(dots[t], Dot::template scaled_dots<4>(levels, qs, s.scale[j]));
             dots[t] =
