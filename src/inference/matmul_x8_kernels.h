@@ -149,9 +149,9 @@ struct Block32X8Kernel {
   }
 };
 
-// Q4_0_X8 levels: the 4 chunks give 8 vectors of 4 consecutive levels of each row; each is
-// multiplied with the matching 4 activation levels broadcast to all lanes (Dot::dots); the zero
-// point 8 comes off as 8 * sum(activation levels).
+// Q4_0_X8 levels: the 4 chunks give 8 vectors of 4 consecutive levels of each row (unpack_nibbles);
+// each is multiplied with the matching 4 activation levels broadcast to all lanes
+// (Dot::nibble_dots); the zero point 8 comes off as 8 * sum(activation levels).
 struct Q4_0X8Levels {
   static constexpr int group_bytes = q4_0_x8_group_bytes;
   template <class Dot, int NT>
