@@ -535,8 +535,9 @@ WeightMatrix pack_x8(const WeightMatrix& w, std::span<std::uint8_t> out, Compute
   const std::int64_t group_bytes = 8 * block.row_bytes;
   const auto pack_groups = [&](std::int64_t first, std::int64_t end) {
     for (std::int64_t g = first; g < end; ++g) {
+      const kernels::X8GroupRun run = kernels::x8_group_run(w.rows / 8, nb, group_bytes, g);
       for (std::int64_t b = 0; b < nb; ++b) {
-        std::uint8_t* dst = out.data() + static_cast<std::size_t>((g * nb + b) * group_bytes);
+        std::uint8_t* dst = out.data() + static_cast<std::size_t>(run.first + b * run.step);
         switch (layout) {
           case WeightLayout::Q4_0_X8:
             pack_q4_0_group_block(w, g, b, dst);
@@ -667,9 +668,10 @@ void matmul_group_with(KernelVariant variant, std::span<const MatmulOutput> outp
     act[i] = same < i ? act[same] : prepare_activations(format, x, cols, n_tokens, pool, scratch);
   }
 
-  // Rows are handed out in tiles of 8 so the kernels' row tiles (and the 8-row groups of the X8 layouts) stay
-  // aligned; the tiles of all the matrices form one range, so one parallel pass covers the group.
-  constexpr std::int64_t tile = 8;
+  // Rows are handed out in tiles of 16 so the kernels' row tiles and the pairs of 8-row groups of the X8
+  // layouts (x8_group_run) stay whole; the tiles of all the matrices form one range, so one parallel pass
+  // covers the group.
+  constexpr std::int64_t tile = 16;
   std::vector<std::int64_t> first_tile(outputs.size() + 1, 0);
   for (std::size_t i = 0; i < outputs.size(); ++i)
     first_tile[i + 1] = first_tile[i] + (outputs[i].w.rows + tile - 1) / tile;

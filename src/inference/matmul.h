@@ -167,37 +167,40 @@ void matmul_group(std::span<const MatmulOutput> outputs, std::span<const float> 
 void matmul_group_with(KernelVariant variant, std::span<const MatmulOutput> outputs, std::span<const float> x,
                        std::int64_t n_tokens, ComputePool& pool);
 
-// The Q4_0_X8 layout: per group of 8 rows and per 32-value block (144 bytes, at
-// (group * cols / 32 + block) * 144), the 8 rows' f16 scales, then 4 chunks of 32 bytes; byte
-// 4 * r + m of chunk j holds row r's level of value 8j + m in its low nibble and of value 8j + 4 + m
-// in its high nibble. Masking a chunk's low or high nibbles gives 4 consecutive levels of each of the
-// 8 rows side by side, so the kernels multiply one broadcast group of 4 activation levels with all 8
-// rows and the rows' dot products end up in the lanes of one vector (no horizontal sums).
+// Where the group blocks of every X8 layout lie (kernels::x8_group_run): the groups of 8 rows are
+// paired (0 and 1, 2 and 3, ...) and a pair's group blocks alternate: block b of group 2p at
+// (2p * nb + 2b) * group_bytes, of group 2p + 1 right after it, so a pair's matrix-vector product
+// reads one run of memory. A last, unpaired group (an odd number of groups) has its nb blocks in a
+// row at (group * nb + b) * group_bytes. nb is cols / 32 (Q4_0_X8, Q8_0_X8) or cols / 256.
 //
-// The Q8_0_X8 layout, on the same plan: per group of 8 rows and per 32-value block (272 bytes, at
-// (group * cols / 32 + block) * 272), the 8 rows' f16 scales, then 8 chunks of 32 bytes; byte
-// 4 * r + m of chunk k holds row r's (signed) level of value 4k + m.
+// The Q4_0_X8 layout: per group of 8 rows and per 32-value block (144 bytes), the 8 rows' f16 scales, then 4
+// chunks of 32 bytes; byte 4 * r + m of chunk j holds row r's level of value 8j + m in its low nibble and of
+// value 8j + 4 + m in its high nibble. Masking a chunk's low or high nibbles gives 4 consecutive levels of
+// each of the 8 rows side by side, so the kernels multiply one broadcast group of 4 activation levels with
+// all 8 rows and the rows' dot products end up in the lanes of one vector (no horizontal sums).
+//
+// The Q8_0_X8 layout, on the same plan: per group of 8 rows and per 32-value block (272 bytes), the
+// 8 rows' f16 scales, then 8 chunks of 32 bytes; byte 4 * r + m of chunk k holds row r's (signed)
+// level of value 4k + m.
 //
 // The Q4_K_X8 layout, on the same plan: per group of 8 rows and per 256-value super-block (1152
-// bytes, at (group * cols / 256 + block) * 1152): the 8 rows' f16 d, their 8 f16 dmin, then the 64
-// sub-block scales and 64 mins (index 8 * j + r for sub-block j of row r) in 96 bytes: bytes 32..63
-// hold the scales' low 4 bits (byte k: index k low, index k + 32 high nibble), 64..95 the mins' low
-// 4 bits likewise, 96..127 the high 2 bits (byte k, from bit 0: scale k, scale k + 32, min k,
-// min k + 32); then per sub-block j (32 values) 128 bytes of levels arranged as one Q4_0_X8 block's.
-// The kernels unpack scales and mins once per 8 rows with a few vector instructions.
+// bytes): the 8 rows' f16 d, their 8 f16 dmin, then the 64 sub-block scales and 64 mins (index 8 * j + r for
+// sub-block j of row r) in 96 bytes: bytes 32..63 hold the scales' low 4 bits (byte k: index k low, index k +
+// 32 high nibble), 64..95 the mins' low 4 bits likewise, 96..127 the high 2 bits (byte k, from bit 0: scale
+// k, scale k + 32, min k, min k + 32); then per sub-block j (32 values) 128 bytes of levels arranged as one
+// Q4_0_X8 block's. The kernels unpack scales and mins once per 8 rows with a few vector instructions.
 //
-// The Q5_K_X8 layout: Q4_K_X8's, with 1408-byte group blocks (at (group * cols / 256 + block) * 1408)
-// whose sub-blocks are 160 bytes: the low 4 bits of the 32 levels as in Q4_K_X8, then 32 bytes of
-// fifth bits, byte 4 * r + m holding in bit k that of row r's level 4k + m (bit k of a byte belongs
-// to the byte of the k-th 4-level vector the 128 bytes unpack into).
+// The Q5_K_X8 layout: Q4_K_X8's, with 1408-byte group blocks whose sub-blocks are 160 bytes: the low 4 bits
+// of the 32 levels as in Q4_K_X8, then 32 bytes of fifth bits, byte 4 * r + m holding in bit k that of row
+// r's level 4k + m (bit k of a byte belongs to the byte of the k-th 4-level vector the 128 bytes unpack
+// into).
 //
-// The Q6_K_X8 layout: per group of 8 rows and per 256-value super-block (1680 bytes, at
-// (group * cols / 256 + block) * 1680): the 8 rows' f16 d, their 16 int8 scales per row (index
-// 8 * j + r for the 16-value sub-block j of row r, 128 bytes), then per 32-value sub-block 192
-// bytes: two runs of 3 x 32 bytes, run h for the levels 16h .. 16h + 15. In vector g (0..2) of a
-// run, byte 4 * r + m holds row r's level 16h + 4g + m in bits 0-5 and bits 2g, 2g + 1 of its level
-// 16h + 12 + m in bits 6-7: one mask gives each of the first three level vectors, three shifts,
-// masks and two ORs the fourth.
+// The Q6_K_X8 layout: per group of 8 rows and per 256-value super-block (1680 bytes): the 8
+// rows' f16 d, their 16 int8 scales per row (index 8 * j + r for the 16-value sub-block j of row r, 128
+// bytes), then per 32-value sub-block 192 bytes: two runs of 3 x 32 bytes, run h for the levels 16h .. 16h
+// + 15. In vector g (0..2) of a run, byte 4 * r + m holds row r's level 16h + 4g + m in bits 0-5 and bits 2g,
+// 2g + 1 of its level 16h + 12 + m in bits 6-7: one mask gives each of the first three level vectors, three
+// shifts, masks and two ORs the fourth.
 //
 // can_pack_x8: Q4_0, Q8_0, Q4_K, Q5_K or Q6_K in the ROWS layout with a row count that is a multiple of 8.
 // pack_x8 writes `w` in its 8-row layout into `out` (exactly rows * row_bytes bytes) and returns the

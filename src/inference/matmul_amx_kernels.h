@@ -138,12 +138,11 @@ void unpack_b_tiles(const WeightMatrix& w, I64 r0, int groups, std::vector<BTile
                     LevelsOf levels_of) {
   const I64 nb = w.cols / BlockValues;
   b_tiles.resize(static_cast<std::size_t>(nb * SubBlocks * groups));
-  const std::uint8_t* first = w.data + (r0 / 8) * nb * GroupBytes;
   for (I64 b = 0; b < nb; ++b) {
     for (int sub = 0; sub < SubBlocks; ++sub) {
       for (int j = 0; j < groups; ++j) {
         __m256i levels[8];
-        levels_of(first + (j * nb + b) * GroupBytes, sub, levels);
+        levels_of(group_block(w, r0 + 8 * j, nb, GroupBytes, b), sub, levels);
         store_b_tile(levels, b_tiles[static_cast<std::size_t>((b * SubBlocks + sub) * groups + j)]);
       }
     }
@@ -191,14 +190,13 @@ struct AmxBlock32 {
                    const BTile* b_tiles) {
     const I64 nb = w.cols / q8_block;
     const std::size_t a_stride = static_cast<std::size_t>(nb) * sizeof(ActQ8);
-    const std::uint8_t* groups = w.data + (r0 / 8) * nb * group_bytes;
     FloatTile<TT, GG> out;
     alignas(64) std::int32_t dots[TT][GG][amx_tile_tokens][8];
     for (I64 b = 0; b < nb; ++b) {
       __m256 scales[GG];
       const std::uint8_t* b_tile[GG];
       for (int j = 0; j < GG; ++j) {
-        const std::uint8_t* block = groups + (j * nb + b) * group_bytes;
+        const std::uint8_t* block = group_block(w, r0 + 8 * j, nb, group_bytes, b);
         scales[j] = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block)));
         b_tile[j] = Q4_0 ? b_tiles[b * GG + j].bytes : block + 16;
       }
@@ -225,12 +223,11 @@ void unpack_sub_blocks(const WeightMatrix& w, I64 r0, int groups, std::vector<BT
                        LevelsOf levels_of) {
   const I64 nb = w.cols / q8k_block;
   b_tiles.resize(static_cast<std::size_t>(nb * 8 * groups));
-  const std::uint8_t* first = w.data + (r0 / 8) * nb * GroupBytes;
   for (I64 b = 0; b < nb; ++b) {
     for (int sub = 0; sub < 8; ++sub) {
       for (int j = 0; j < groups; ++j) {
         __m256i levels[8];
-        levels_of(first + (j * nb + b) * GroupBytes, sub, levels);
+        levels_of(group_block(w, r0 + 8 * j, nb, GroupBytes, b), sub, levels);
         store_b_tile(levels, b_tiles[static_cast<std::size_t>((b * 8 + sub) * groups + j)]);
       }
     }
@@ -318,7 +315,6 @@ struct AmxKQuant {
                    const BTile* b_tiles) {
     const I64 nb = w.cols / q8k_block;
     const std::size_t a_stride = static_cast<std::size_t>(nb) * sizeof(ActQ8K);
-    const std::uint8_t* groups = w.data + (r0 / 8) * nb * group_bytes;
     FloatTile<TT, GG> out;
     alignas(64) std::int32_t dots[TT][GG][amx_tile_tokens][8];
     __m256i scaled[TT * amx_tile_tokens][GG];
@@ -326,7 +322,7 @@ struct AmxKQuant {
       const std::uint8_t* block[GG];
       typename Format::BlockScales scales[GG];
       for (int j = 0; j < GG; ++j) {
-        block[j] = groups + (j * nb + b) * group_bytes;
+        block[j] = group_block(w, r0 + 8 * j, nb, group_bytes, b);
         scales[j] = Format::scales(block[j]);
       }
       for (auto& token : scaled)

@@ -107,6 +107,19 @@ constexpr X8Block x8_block(WeightLayout layout) noexcept {
   }
   return {};
 }
+// Where group g's blocks lie in an X8-layout matrix of `groups` groups of 8 rows, `nb` blocks per row
+// and `group_bytes` per group block: block b at byte first + b * step. The group blocks of each pair
+// of groups (2p, 2p + 1) alternate, so a pair's products read one run of memory; the blocks of a last,
+// unpaired group follow each other.
+struct X8GroupRun {
+  std::int64_t first = 0;
+  std::int64_t step = 0;
+};
+constexpr X8GroupRun x8_group_run(std::int64_t groups, std::int64_t nb, std::int64_t group_bytes,
+                                  std::int64_t g) noexcept {
+  if ((g | 1) < groups) return {((g & ~std::int64_t{1}) * nb + (g & 1)) * group_bytes, 2 * group_bytes};
+  return {g * nb * group_bytes, group_bytes};
+}
 // Row r of an X8-layout matrix back in ggml's row format of its type (row_bytes bytes at out).
 void unpack_x8_row(const WeightMatrix& w, std::int64_t r, std::uint8_t* out) noexcept;
 // Kernels of an X8 layout (Q4_0_X8, Q8_0_X8, Q4_K_X8, Q5_K_X8 or Q6_K_X8); row ranges start at a multiple

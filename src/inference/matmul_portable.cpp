@@ -405,10 +405,10 @@ void unpack_k_group_block(const std::uint8_t* src, int in_group, std::uint8_t* d
 void unpack_x8_row(const WeightMatrix& w, std::int64_t r, std::uint8_t* out) noexcept {
   const X8Block block = x8_block(w.layout);
   const std::int64_t nb = w.cols / block.values;
-  const std::int64_t g = r / 8;
   const auto in_group = static_cast<int>(r % 8);
+  const X8GroupRun run = x8_group_run(w.rows / 8, nb, 8 * block.row_bytes, r / 8);
   for (std::int64_t b = 0; b < nb; ++b) {
-    const std::uint8_t* src = w.data + (g * nb + b) * 8 * block.row_bytes;
+    const std::uint8_t* src = w.data + run.first + b * run.step;
     std::uint8_t* dst = out + b * block.row_bytes;
     switch (w.layout) {
       case WeightLayout::Q4_0_X8:

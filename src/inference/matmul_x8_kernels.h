@@ -43,6 +43,19 @@ inline const std::uint8_t* activation_bytes(const std::int8_t* qs) {
   return reinterpret_cast<const std::uint8_t*>(qs);
 }
 
+// The first group block of the 8-row group at row r0 and the step between its blocks (x8_group_run).
+inline const std::uint8_t* group_blocks(const WeightMatrix& w, I64 r0, I64 nb, I64 group_bytes, I64& step) {
+  const X8GroupRun run = x8_group_run(w.rows / 8, nb, group_bytes, r0 / 8);
+  step = run.step;
+  return w.data + run.first;
+}
+
+// Block b of the 8-row group at row r.
+inline const std::uint8_t* group_block(const WeightMatrix& w, I64 r, I64 nb, I64 group_bytes, I64 b) {
+  const X8GroupRun run = x8_group_run(w.rows / 8, nb, group_bytes, r / 8);
+  return w.data + run.first + b * run.step;
+}
+
 // The broadcast of the 4 activation levels at `at` to every 32-bit lane.
 inline __m256i broadcast4(const std::uint8_t* at) {
   return _mm256_set1_epi32(static_cast<int>(u32(at)));
@@ -93,10 +106,22 @@ inline void add_fifth_bits(const std::uint8_t* at, __m256i (&levels)[8]) {
   levels[7] = _mm256_or_si256(levels[7], _mm256_and_si256(_mm256_srli_epi16(bits, 3), bit_4));
 }
 
-// The row kernel of an 8-row layout: each group of 8 rows in tiles of 4 tokens, then the rest.
+// The row kernel of an 8-row layout: each group of 8 rows in tiles of 4 tokens, then the rest. A
+// kernel `K` with `K::matvec_pairs` has tile<1, 2>, one token's products over both groups of a pair
+// (x8_group_run), for matrix-vector products.
 template <class K>
 void x8_entry(const WeightMatrix& w, const Activations& x, float* y, I64 row_begin, I64 row_end) {
+  constexpr bool matvec_pairs = requires {
+    requires K::matvec_pairs;
+  };
   for (I64 r = row_begin; r < row_end; r += 8) {
+    if constexpr (matvec_pairs) {
+      if (x.n_tokens == 1 && r % 16 == 0 && r + 16 <= row_end) {
+        K::template tile<1, 2>(w, x, y, r, 0);
+        r += 8;
+        continue;
+      }
+    }
     I64 t = 0;
     for (; t + 4 <= x.n_tokens; t += 4) K::template tile<4>(w, x, y, r, t);
     switch (x.n_tokens - t) {
@@ -122,30 +147,47 @@ void x8_entry(const WeightMatrix& w, const Activations& x, float* y, I64 row_beg
 // scales load as one vector.
 template <class Dot, class Levels>
 struct Block32X8Kernel {
-  template <int NT>
+  // tile<NT, 2> multiplies both groups of a pair (rows r0 .. r0 + 15, r0 a multiple of 16), whose
+  // blocks alternate in memory: the two groups share each token's broadcast activation levels.
+  static constexpr bool matvec_pairs = true;
+
+  template <int NT, int G = 1>
   static void tile(const WeightMatrix& w, const Activations& x, float* y, I64 r0, I64 t0) {
+    static_assert(G == 1 || G == 2);
     const I64 nb = w.cols / q8_block;
-    const std::uint8_t* group = w.data + (r0 / 8) * nb * Levels::group_bytes;
-    __m256 acc[NT];
+    I64 step = 0;
+    const std::uint8_t* group = group_blocks(w, r0, nb, Levels::group_bytes, step);
+    __m256 acc[G][NT];
+#pragma GCC unroll 2
+    for (int g = 0; g < G; ++g) {
 #pragma GCC unroll 4
-    for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+      for (int t = 0; t < NT; ++t) acc[g][t] = _mm256_setzero_ps();
+    }
     for (I64 b = 0; b < nb; ++b) {
-      const std::uint8_t* block = group + b * Levels::group_bytes;
+      const std::uint8_t* blocks[G];
+#pragma GCC unroll 2
+      for (int g = 0; g < G; ++g) blocks[g] = group + b * step + g * Levels::group_bytes;
 #pragma GCC unroll 5
-      for (int line = 0; line < Levels::group_bytes; line += 64) prefetch(block + line);
+      for (int line = 0; line < G * Levels::group_bytes; line += 64) prefetch(blocks[0] + line);
       const ActQ8* xs[NT];
 #pragma GCC unroll 4
       for (int t = 0; t < NT; ++t) xs[t] = x.q8 + (t0 + t) * nb + b;
-      __m256i dots[NT];
-      Levels::template dots<Dot, NT>(block + 16, xs, dots);
-      const __m256 scales = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(block)));
+      __m256i dots[G][NT];
+      Levels::template dots<Dot, NT, G>(blocks, xs, dots);
+#pragma GCC unroll 2
+      for (int g = 0; g < G; ++g) {
+        const __m256 scales = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blocks[g])));
 #pragma GCC unroll 4
-      for (int t = 0; t < NT; ++t)
-        acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[t]), _mm256_mul_ps(scales, _mm256_set1_ps(xs[t]->d)),
-                                 acc[t]);
+        for (int t = 0; t < NT; ++t)
+          acc[g][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dots[g][t]),
+                                      _mm256_mul_ps(scales, _mm256_set1_ps(xs[t]->d)), acc[g][t]);
+      }
     }
+#pragma GCC unroll 2
+    for (int g = 0; g < G; ++g) {
 #pragma GCC unroll 4
-    for (int t = 0; t < NT; ++t) _mm256_storeu_ps(y + (t0 + t) * w.rows + r0, acc[t]);
+      for (int t = 0; t < NT; ++t) _mm256_storeu_ps(y + (t0 + t) * w.rows + r0 + 8 * g, acc[g][t]);
+    }
   }
 };
 
@@ -154,14 +196,18 @@ struct Block32X8Kernel {
 // (Dot::nibble_dots); the zero point 8 comes off as 8 * sum(activation levels).
 struct Q4_0X8Levels {
   static constexpr int group_bytes = q4_0_x8_group_bytes;
-  template <class Dot, int NT>
-  static void dots(const std::uint8_t* chunks, const ActQ8* const (&xs)[NT], __m256i (&out)[NT]) {
-    __m256i levels[8];
-    unpack_nibbles<Dot>(chunks, levels);
+  template <class Dot, int NT, int G>
+  static void dots(const std::uint8_t* const (&blocks)[G], const ActQ8* const (&xs)[NT],
+                   __m256i (&out)[G][NT]) {
+#pragma GCC unroll 2
+    for (int g = 0; g < G; ++g) {
+      __m256i levels[8];
+      unpack_nibbles<Dot>(blocks[g] + 16, levels);
 #pragma GCC unroll 4
-    for (int t = 0; t < NT; ++t)
-      out[t] = _mm256_sub_epi32(Dot::nibble_dots(levels, activation_bytes(xs[t]->qs)),
-                                _mm256_set1_epi32(8 * xs[t]->sum));
+      for (int t = 0; t < NT; ++t)
+        out[g][t] = _mm256_sub_epi32(Dot::nibble_dots(levels, activation_bytes(xs[t]->qs)),
+                                     _mm256_set1_epi32(8 * xs[t]->sum));
+    }
   }
 };
 
@@ -170,19 +216,29 @@ struct Q4_0X8Levels {
 // (Dot::add_signed_dots); Dot::finish_signed removes what the preparation added.
 struct Q8_0X8Levels {
   static constexpr int group_bytes = q8_0_x8_group_bytes;
-  template <class Dot, int NT>
-  static void dots(const std::uint8_t* chunks, const ActQ8* const (&xs)[NT], __m256i (&out)[NT]) {
+  template <class Dot, int NT, int G>
+  static void dots(const std::uint8_t* const (&blocks)[G], const ActQ8* const (&xs)[NT],
+                   __m256i (&out)[G][NT]) {
+#pragma GCC unroll 2
+    for (int g = 0; g < G; ++g) {
 #pragma GCC unroll 4
-    for (int t = 0; t < NT; ++t) out[t] = _mm256_setzero_si256();
+      for (int t = 0; t < NT; ++t) out[g][t] = _mm256_setzero_si256();
+    }
 #pragma GCC unroll 8
     for (int k = 0; k < 8; ++k) {
-      const auto levels = Dot::signed_levels(load256(chunks + 32 * k));
+#pragma GCC unroll 2
+      for (int g = 0; g < G; ++g) {
+        const auto levels = Dot::signed_levels(load256(blocks[g] + 16 + 32 * k));
 #pragma GCC unroll 4
-      for (int t = 0; t < NT; ++t)
-        out[t] = Dot::add_signed_dots(out[t], levels, activation_bytes(xs[t]->qs) + 4 * k);
+        for (int t = 0; t < NT; ++t)
+          out[g][t] = Dot::add_signed_dots(out[g][t], levels, activation_bytes(xs[t]->qs) + 4 * k);
+      }
     }
+#pragma GCC unroll 2
+    for (int g = 0; g < G; ++g) {
 #pragma GCC unroll 4
-    for (int t = 0; t < NT; ++t) out[t] = Dot::finish_signed(out[t], xs[t]->sum);
+      for (int t = 0; t < NT; ++t) out[g][t] = Dot::finish_signed(out[g][t], xs[t]->sum);
+    }
   }
 };
 
@@ -267,12 +323,13 @@ struct KQuantX8Kernel {
   template <int NT>
   static void tile(const WeightMatrix& w, const Activations& x, float* y, I64 r0, I64 t0) {
     const I64 nb = w.cols / q8k_block;
-    const std::uint8_t* group = w.data + (r0 / 8) * nb * group_bytes;
+    I64 step = 0;
+    const std::uint8_t* group = group_blocks(w, r0, nb, group_bytes, step);
     __m256 acc[NT];
 #pragma GCC unroll 4
     for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
     for (I64 b = 0; b < nb; ++b) {
-      const std::uint8_t* block = group + b * group_bytes;
+      const std::uint8_t* block = group + b * step;
       prefetch(block);
       prefetch(block + 64);
       const Scales s = unpack_scales(block);
@@ -378,12 +435,13 @@ struct Q6KX8Kernel {
   template <int NT>
   static void tile(const WeightMatrix& w, const Activations& x, float* y, I64 r0, I64 t0) {
     const I64 nb = w.cols / q8k_block;
-    const std::uint8_t* group = w.data + (r0 / 8) * nb * q6_k_x8_group_bytes;
+    I64 step = 0;
+    const std::uint8_t* group = group_blocks(w, r0, nb, q6_k_x8_group_bytes, step);
     __m256 acc[NT];
 #pragma GCC unroll 4
     for (int t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
     for (I64 b = 0; b < nb; ++b) {
-      const std::uint8_t* block = group + b * q6_k_x8_group_bytes;
+      const std::uint8_t* block = group + b * step;
       const std::uint8_t* scale_bytes = block + 16;
       prefetch(block);
       prefetch(block + 64);
