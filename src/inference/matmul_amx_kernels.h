@@ -216,24 +216,6 @@ struct AmxBlock32 {
   }
 };
 
-// The k-quants' sub-blocks of a pair of row groups (or one group) as B tiles: super-block b,
-// sub-block s, group j at (b * 8 + s) * groups + j. levels_of(group block, s, levels) unpacks one.
-template <int GroupBytes, class LevelsOf>
-void unpack_sub_blocks(const WeightMatrix& w, I64 r0, int groups, std::vector<BTile>& b_tiles,
-                       LevelsOf levels_of) {
-  const I64 nb = w.cols / q8k_block;
-  b_tiles.resize(static_cast<std::size_t>(nb * 8 * groups));
-  for (I64 b = 0; b < nb; ++b) {
-    for (int sub = 0; sub < 8; ++sub) {
-      for (int j = 0; j < groups; ++j) {
-        __m256i levels[8];
-        levels_of(group_block(w, r0 + 8 * j, nb, GroupBytes, b), sub, levels);
-        store_b_tile(levels, b_tiles[static_cast<std::size_t>((b * 8 + sub) * groups + j)]);
-      }
-    }
-  }
-}
-
 // How AmxKQuant reads one k-quant layout (Format):
 //   X8                                   the layout's 8-row kernel (the fallback)
 //   products                             tile products per 32-value sub-block (1, or 2 of 16 values)
